@@ -1,0 +1,183 @@
+//! Server configuration: command-line flags and `CASCADE_*` environment
+//! variables, checked once at start-up ("parse, don't validate").
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Command-line flags of the `cascade` binary.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cascade", version, about = "Cascade: a WebRTC SFU", long_about = None)]
+pub struct Args {
+    /// Address of the HTTP server (bundled client, WebSocket signaling, API).
+    #[arg(long, env = "CASCADE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// IP address the media (UDP) sockets bind to. Use 0.0.0.0 to listen on
+    /// every interface, together with --public-ip.
+    #[arg(long, env = "CASCADE_MEDIA_ADDR", default_value = "127.0.0.1")]
+    pub media_addr: IpAddr,
+
+    /// UDP port of the first media worker; worker N uses this port + N.
+    /// 0 picks free ports.
+    #[arg(long, env = "CASCADE_MEDIA_PORT", default_value_t = 0)]
+    pub media_port: u16,
+
+    /// IP address advertised to clients in ICE candidates (a public or LAN
+    /// address when the media address is not reachable as is). Defaults to
+    /// --media-addr.
+    #[arg(long, env = "CASCADE_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+
+    /// Number of media worker threads. Defaults to the number of CPU cores.
+    #[arg(long, env = "CASCADE_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Seconds a participant may take to connect its media before removal.
+    #[arg(long, env = "CASCADE_CONNECT_TIMEOUT_SECS", default_value_t = 20)]
+    pub connect_timeout_secs: u64,
+
+    /// Seconds a participant may stay ICE-disconnected before removal.
+    #[arg(long, env = "CASCADE_DISCONNECT_GRACE_SECS", default_value_t = 5)]
+    pub disconnect_grace_secs: u64,
+
+    /// Log format.
+    #[arg(long, env = "CASCADE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// A configuration that passed all checks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub media_addr: IpAddr,
+    pub media_port: u16,
+    pub public_ip: IpAddr,
+    pub workers: usize,
+    pub connect_timeout: Duration,
+    pub disconnect_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+/// A configuration mistake, explained for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--media-addr {0} is a wildcard address: also pass --public-ip with the address clients should send media to")]
+    WildcardWithoutPublicIp(IpAddr),
+    #[error("--public-ip {0} cannot be a wildcard address")]
+    WildcardPublicIp(IpAddr),
+    #[error("--workers must be between 1 and 256, got {0}")]
+    Workers(usize),
+    #[error("--media-port {port} + {workers} workers does not fit below 65536")]
+    PortRange { port: u16, workers: usize },
+    #[error("--connect-timeout-secs and --disconnect-grace-secs must be at least 1")]
+    Timeout,
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, Self::Error> {
+        let public_ip = match args.public_ip {
+            Some(ip) if ip.is_unspecified() => return Err(ConfigError::WildcardPublicIp(ip)),
+            Some(ip) => ip,
+            None if args.media_addr.is_unspecified() => {
+                return Err(ConfigError::WildcardWithoutPublicIp(args.media_addr))
+            }
+            None => args.media_addr,
+        };
+        let workers = args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if !(1..=256).contains(&workers) {
+            return Err(ConfigError::Workers(workers));
+        }
+        if args.media_port != 0 && args.media_port as usize + workers > 65536 {
+            return Err(ConfigError::PortRange {
+                port: args.media_port,
+                workers,
+            });
+        }
+        if args.connect_timeout_secs == 0 || args.disconnect_grace_secs == 0 {
+            return Err(ConfigError::Timeout);
+        }
+        Ok(Config {
+            http_addr: args.http_addr,
+            media_addr: args.media_addr,
+            media_port: args.media_port,
+            public_ip,
+            workers,
+            connect_timeout: Duration::from_secs(args.connect_timeout_secs),
+            disconnect_grace: Duration::from_secs(args.disconnect_grace_secs),
+            log_format: args.log_format,
+        })
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: everything on 127.0.0.1,
+    /// ephemeral ports, `workers` media workers.
+    pub fn loopback(workers: usize) -> Self {
+        let args = Args::parse_from([
+            "cascade",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--workers",
+            &workers.to_string(),
+        ]);
+        // The arguments above are valid by construction.
+        Config::try_from(args).expect("loopback config is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["cascade"];
+        all.extend_from_slice(args);
+        Config::try_from(Args::try_parse_from(all).unwrap())
+    }
+
+    #[test]
+    fn defaults_serve_localhost() {
+        let c = parse(&["--workers", "2"]).unwrap();
+        assert_eq!(c.http_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.public_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(c.workers, 2);
+    }
+
+    #[test]
+    fn wildcard_bind_needs_public_ip() {
+        assert!(matches!(
+            parse(&["--media-addr", "0.0.0.0"]),
+            Err(ConfigError::WildcardWithoutPublicIp(_))
+        ));
+        let c = parse(&["--media-addr", "0.0.0.0", "--public-ip", "192.0.2.7"]).unwrap();
+        assert_eq!(c.public_ip, "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn nonsense_is_rejected_with_a_reason() {
+        assert!(matches!(parse(&["--workers", "0"]), Err(ConfigError::Workers(0))));
+        assert!(matches!(
+            parse(&["--media-port", "65535", "--workers", "2"]),
+            Err(ConfigError::PortRange { .. })
+        ));
+        assert!(matches!(
+            parse(&["--public-ip", "::"]),
+            Err(ConfigError::WildcardPublicIp(_))
+        ));
+    }
+}

@@ -1,0 +1,168 @@
+//! Per-subscriber rewriting of forwarded RTP: sequence numbers and payload types.
+//!
+//! str0m derives the SRTP rollover counter from the extended sequence number we
+//! pass to `write_rtp`, so every subscriber stream keeps its own counter that
+//! starts near zero. A publisher's extended sequence number is never passed
+//! through. This module is pure arithmetic: no str0m state, no time.
+
+use str0m::format::{CodecConfig, PayloadParams};
+use str0m::media::Pt;
+use str0m::rtp::{ExtensionValues, Ssrc};
+
+/// Maps a source's extended sequence numbers onto one subscriber stream.
+///
+/// The mapping is an offset, so retransmitted and reordered packets land on
+/// the same output number as the original would have. When the source SSRC
+/// changes (publisher restarted its encoder, or a later simulcast layer
+/// switch), the offset is rebased so the output continues without a gap.
+#[derive(Debug, Default, Clone)]
+pub struct SeqRewriter {
+    source: Option<Ssrc>,
+    offset: i64,
+    highest_out: u64,
+}
+
+impl SeqRewriter {
+    /// The output sequence number for `seq` from `ssrc`, or `None` when the
+    /// packet is older than anything this stream can still express (it came
+    /// before the stream started).
+    pub fn rewrite(&mut self, ssrc: Ssrc, seq: u64) -> Option<u64> {
+        if self.source != Some(ssrc) {
+            self.source = Some(ssrc);
+            // Continue right after the highest number sent so far (start at 1).
+            self.offset = (self.highest_out as i64 + 1) - seq as i64;
+        }
+        let out = seq as i64 + self.offset;
+        if out < 1 {
+            return None;
+        }
+        let out = out as u64;
+        self.highest_out = self.highest_out.max(out);
+        Some(out)
+    }
+}
+
+/// Caches which subscriber payload type carries a publisher payload type.
+///
+/// Publisher and subscriber negotiate their payload type numbers separately,
+/// so VP8 may be 96 on one and 120 on the other. A handful of entries covers
+/// any real stream; a linear scan beats hashing at this size.
+#[derive(Debug, Default, Clone)]
+pub struct PtMap {
+    entries: Vec<(Pt, Option<Pt>)>,
+}
+
+impl PtMap {
+    /// Cached mapping for `source`, if known: `Some(None)` means "the
+    /// subscriber cannot receive this codec".
+    pub fn get(&self, source: Pt) -> Option<Option<Pt>> {
+        self.entries
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map(|(_, t)| *t)
+    }
+
+    /// Remember the mapping for `source`.
+    pub fn insert(&mut self, source: Pt, target: Option<Pt>) {
+        self.entries.retain(|(s, _)| *s != source);
+        self.entries.push((source, target));
+    }
+
+    /// Forget everything (after renegotiation).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// Picks the subscriber payload type for the publisher's codec `source`:
+/// the best match among `local` params whose type the subscriber accepted.
+///
+/// Runs once per (subscription, payload type), so the small allocation here
+/// stays off the per-packet path.
+pub fn match_payload_type(
+    source: &PayloadParams,
+    local: &[PayloadParams],
+    accepted: &[Pt],
+) -> Option<Pt> {
+    let candidates: Vec<PayloadParams> = local
+        .iter()
+        .filter(|p| accepted.contains(&p.pt()))
+        .copied()
+        .collect();
+    CodecConfig::new_from_payload_params(candidates)
+        .match_params(*source)
+        .map(|p| p.pt())
+}
+
+/// The header extension values worth carrying from publisher to subscriber.
+///
+/// Transport-level values (mid, rid, transport-cc, abs-send-time) belong to
+/// each hop and are written by str0m for the subscriber's connection.
+pub fn forwarded_extensions(source: &ExtensionValues) -> ExtensionValues {
+    ExtensionValues {
+        audio_level: source.audio_level,
+        voice_activity: source.voice_activity,
+        video_orientation: source.video_orientation,
+        video_content_type: source.video_content_type,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_packet_maps_to_one_and_keeps_spacing() {
+        let mut rw = SeqRewriter::default();
+        let ssrc = Ssrc::from(7);
+        assert_eq!(rw.rewrite(ssrc, 70_000), Some(1));
+        assert_eq!(rw.rewrite(ssrc, 70_001), Some(2));
+        assert_eq!(rw.rewrite(ssrc, 70_005), Some(6));
+    }
+
+    #[test]
+    fn retransmission_lands_on_original_number_and_older_is_dropped() {
+        let mut rw = SeqRewriter::default();
+        let ssrc = Ssrc::from(7);
+        rw.rewrite(ssrc, 500);
+        rw.rewrite(ssrc, 502);
+        assert_eq!(rw.rewrite(ssrc, 501), Some(2));
+        assert_eq!(rw.rewrite(ssrc, 499), None);
+    }
+
+    #[test]
+    fn ssrc_change_continues_after_highest_output() {
+        let mut rw = SeqRewriter::default();
+        rw.rewrite(Ssrc::from(1), 10);
+        rw.rewrite(Ssrc::from(1), 11);
+        assert_eq!(rw.rewrite(Ssrc::from(2), 9_000), Some(3));
+        assert_eq!(rw.rewrite(Ssrc::from(2), 9_001), Some(4));
+    }
+
+    #[test]
+    fn pt_map_caches_positive_and_negative_answers() {
+        let mut map = PtMap::default();
+        assert_eq!(map.get(96.into()), None);
+        map.insert(96.into(), Some(120.into()));
+        map.insert(100.into(), None);
+        assert_eq!(map.get(96.into()), Some(Some(120.into())));
+        assert_eq!(map.get(100.into()), Some(None));
+        map.clear();
+        assert_eq!(map.get(96.into()), None);
+    }
+
+    #[test]
+    fn payload_type_match_respects_what_the_subscriber_accepted() {
+        let config = str0m::format::CodecConfig::new_with_defaults();
+        let params = config.params();
+        let vp8 = *params
+            .iter()
+            .find(|p| p.spec().codec == str0m::format::Codec::Vp8)
+            .unwrap();
+        let all: Vec<Pt> = params.iter().map(|p| p.pt()).collect();
+        assert_eq!(match_payload_type(&vp8, params, &all), Some(vp8.pt()));
+        let without_vp8: Vec<Pt> = all.into_iter().filter(|pt| *pt != vp8.pt()).collect();
+        assert_eq!(match_payload_type(&vp8, params, &without_vp8), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! The sans-IO media core: rooms, participants and RTP forwarding.
+//!
+//! Everything here is driven by its caller: datagrams and time come in as
+//! arguments, datagrams and signaling messages go out through `poll_*`
+//! methods. No sockets, no tokio, no `Instant::now()`. The worker
+//! (`crate::worker`) runs a core on a thread and a UDP socket; the simulation
+//! tests run one with str0m clients and fake time.
+//!
+//! - [`core`]: [`MediaCore`], the entry point, and the forwarding path;
+//! - [`negotiate`]: server-initiated renegotiation of subscribe connections;
+//! - [`room`]: rooms, participants, tracks, subscriptions (plain data);
+//! - [`forward`]: per-subscriber sequence and payload-type rewriting;
+//! - [`demux`]: which peer connection a datagram is for;
+//! - [`peer`]: one str0m `Rtc` and how to drain it.
+
+pub mod core;
+pub mod demux;
+pub mod forward;
+pub mod ids;
+mod negotiate;
+pub mod peer;
+pub mod room;
+pub mod stats;
+
+pub use self::core::{
+    AnswerError, CandidateError, CoreConfig, JoinError, LeaveReason, MediaCore, MuteError,
+    OfferError, SignalOut,
+};
+pub use ids::{ParticipantId, PeerKey, TrackId};
+pub use stats::CoreStats;
+
+/// A str0m `Rtc` configured the way Cascade's server side needs it: ICE-lite,
+/// RTP mode (forward packets as they are), video send buffer for NACKs.
+pub fn server_rtc(now: std::time::Instant) -> str0m::Rtc {
+    str0m::Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .build(now)
+}

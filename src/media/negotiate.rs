@@ -1,0 +1,130 @@
+//! Server-initiated renegotiation of subscribe connections.
+//!
+//! The server is the only offerer on a subscribe connection, and at most one
+//! offer is outstanding: changes that arrive meanwhile wait in the
+//! subscriptions' states ([`SubscriptionState::ToAdd`], `removed`) and go out
+//! in the next offer once the answer is in. This is what keeps offers from
+//! crossing (glare) and str0m from seeing changes out of order.
+
+use std::time::Instant;
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+
+use super::core::{AnswerError, MediaCore};
+use super::ids::{ParticipantId, TrackId};
+use super::room::SubscriptionState;
+use crate::protocol::ServerMessage;
+
+/// Label of the data channel every subscribe connection carries, so that it
+/// connects even before there is any media to receive.
+const CHANNEL_LABEL: &str = "cascade";
+
+impl MediaCore {
+    /// Sends a new subscribe offer to `id` if its subscriptions changed and no
+    /// offer is outstanding.
+    pub(super) fn negotiate(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if p.pending_offer.is_some() {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&p.subscribe_peer) else {
+            return;
+        };
+        // Removed before ever being offered: nothing to tell the client.
+        p.subscriptions
+            .retain(|s| !(s.removed && s.state == SubscriptionState::ToAdd));
+
+        let mut api = peer.rtc.sdp_api();
+        if !p.channel_negotiated {
+            api.add_channel(CHANNEL_LABEL.to_string());
+        }
+        for sub in p.subscriptions.iter_mut() {
+            match sub.state {
+                SubscriptionState::ToAdd => {
+                    let mid = api.add_media(
+                        sub.kind,
+                        Direction::SendOnly,
+                        Some(sub.source.to_string()),
+                        Some(sub.track.to_string()),
+                        None,
+                    );
+                    sub.state = SubscriptionState::Negotiating(mid);
+                }
+                SubscriptionState::Open(mid) if sub.removed => {
+                    api.stop_media(mid);
+                    sub.state = SubscriptionState::Stopping(mid);
+                }
+                _ => {}
+            }
+        }
+        if !api.has_changes() {
+            return;
+        }
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        p.pending_offer = Some(pending);
+        let message = ServerMessage::SubscribeOffer {
+            sdp: offer.to_sdp_string(),
+            tracks: p.offered_tracks(),
+        };
+        let key = p.subscribe_peer;
+        self.stats.subscribe_offers += 1;
+        self.signal(id, message);
+        self.mark_dirty(key);
+    }
+
+    /// Applies an answer; on success the offered m-lines open (and video ones
+    /// ask their publisher for a keyframe), on failure they go back to waiting.
+    pub(super) fn accept_subscribe_answer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        answer: SdpAnswer,
+    ) -> Result<(), AnswerError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(AnswerError::NotJoined)?;
+        let pending = p.pending_offer.take().ok_or(AnswerError::NoPendingOffer)?;
+        let peer = self
+            .peers
+            .get_mut(&p.subscribe_peer)
+            .ok_or(AnswerError::NotJoined)?;
+        let result = peer.rtc.sdp_api().accept_answer(pending, answer);
+        let key = p.subscribe_peer;
+        let mut opened: Vec<(ParticipantId, TrackId)> = Vec::new();
+        match &result {
+            Ok(()) => {
+                p.channel_negotiated = true;
+                p.subscriptions
+                    .retain(|s| !matches!(s.state, SubscriptionState::Stopping(_)));
+                for sub in p.subscriptions.iter_mut() {
+                    if let SubscriptionState::Negotiating(mid) = sub.state {
+                        sub.state = SubscriptionState::Open(mid);
+                        sub.pts.clear();
+                        if sub.kind == MediaKind::Video {
+                            opened.push((sub.source, sub.track));
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                // str0m dropped the pending changes: offer them again later.
+                for sub in p.subscriptions.iter_mut() {
+                    sub.state = match sub.state {
+                        SubscriptionState::Negotiating(_) => SubscriptionState::ToAdd,
+                        SubscriptionState::Stopping(mid) => SubscriptionState::Open(mid),
+                        other => other,
+                    };
+                }
+            }
+        }
+        self.mark_dirty(key);
+        self.request_keyframes_for(now, opened);
+        result.map_err(|e| AnswerError::InvalidSdp(e.to_string()))
+    }
+}

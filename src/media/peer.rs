@@ -1,0 +1,68 @@
+//! One peer connection: a str0m `Rtc` plus what the core needs to drive it.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use str0m::net::Transmit;
+use str0m::{Event, Input, Output, Rtc, RtcError};
+
+use super::ids::{ParticipantId, PeerKey};
+use crate::protocol::PcKind;
+
+/// How many times in a row a peer may ask for an immediate timeout while being
+/// drained before we leave it for the next loop iteration.
+const MAX_IMMEDIATE_TIMEOUTS: usize = 4;
+
+/// A peer connection owned by a media core.
+pub struct Peer {
+    pub rtc: Rtc,
+    pub owner: ParticipantId,
+    pub kind: PcKind,
+    /// The deadline currently queued in the core's heap for this peer (the
+    /// heap may also hold stale entries, recognised by not matching this).
+    pub scheduled: Option<Instant>,
+    /// Queued for a timeout + drain in the core's next flush.
+    pub dirty: bool,
+}
+
+impl Peer {
+    pub fn new(rtc: Rtc, owner: ParticipantId, kind: PcKind) -> Self {
+        Peer {
+            rtc,
+            owner,
+            kind,
+            scheduled: None,
+            dirty: false,
+        }
+    }
+
+    /// Polls the `Rtc` until it returns a timeout in the future.
+    ///
+    /// Transmits go to `transmits`, events (tagged with `key`) to `events`.
+    /// Returns the deadline str0m asks for next.
+    pub fn drain(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        transmits: &mut VecDeque<Transmit>,
+        events: &mut Vec<(PeerKey, Event)>,
+    ) -> Result<Instant, RtcError> {
+        let mut immediate = 0;
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Transmit(t) => transmits.push_back(t),
+                Output::Event(e) => events.push((key, e)),
+                Output::Timeout(t) => {
+                    // A deadline at or before now means "feed me a timeout now":
+                    // that is how written RTP gets sent.
+                    if t <= now && immediate < MAX_IMMEDIATE_TIMEOUTS {
+                        immediate += 1;
+                        self.rtc.handle_input(Input::Timeout(now))?;
+                        continue;
+                    }
+                    return Ok(t);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The WebSocket transport of the signaling protocol: frames in, frames out.
+//! What the messages mean is [`super::session`]'s business.
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+
+use super::session::{Flow, Session};
+use super::AppState;
+use crate::protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
+
+/// WebSocket close code for "message too big" (RFC 6455 section 7.4.1).
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// `GET /ws`: upgrade and run a signaling session.
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| run(socket, state))
+}
+
+async fn run(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let mut session = Session::new(state);
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let reply = ServerMessage::error(ErrorCode::BadMessage, "binary frames are not supported; send JSON text");
+                        if send(&mut sink, &reply).await.is_err() { break; }
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => continue, // ping/pong are answered by axum
+                    Some(Err(e)) => {
+                        if e.to_string().contains("too long") {
+                            let frame = CloseFrame { code: CLOSE_TOO_BIG, reason: Utf8Bytes::from_static("message too big") };
+                            let _ = sink.send(Message::Close(Some(frame))).await;
+                        }
+                        tracing::debug!(error = %e, "websocket read failed");
+                        break;
+                    }
+                };
+                let (reply, flow) = session.handle_text(text.as_str()).await;
+                if let Some(reply) = reply {
+                    if send(&mut sink, &reply).await.is_err() { break; }
+                }
+                if flow == Flow::Stop { break; }
+            }
+            outgoing = session.next_server_message() => {
+                match outgoing {
+                    Some(message) => if send(&mut sink, &message).await.is_err() { break; },
+                    // The worker removed us (timeout, shutdown): nothing more to say.
+                    None => break,
+                }
+            }
+        }
+    }
+    session.end().await;
+    let _ = sink.close().await;
+}
+
+async fn send<S>(sink: &mut S, message: &ServerMessage) -> Result<(), axum::Error>
+where
+    S: SinkExt<Message, Error = axum::Error> + Unpin,
+{
+    // Serializing our own message types cannot fail: they contain only
+    // strings, numbers, booleans and lists.
+    let json = serde_json::to_string(message).expect("server messages serialize");
+    sink.send(Message::Text(json.into())).await
+}

@@ -1,0 +1,67 @@
+//! Messages from the control plane to a media worker.
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::{Candidate, Rtc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::media::{
+    AnswerError, CandidateError, CoreStats, JoinError, MuteError, OfferError, ParticipantId,
+};
+use crate::protocol::{PcKind, ServerMessage};
+
+/// A request to a worker. Replies travel on the embedded oneshot; a dropped
+/// reply sender means the worker is gone.
+pub enum Command {
+    /// Join a room with a subscribe connection built off the worker thread.
+    Join {
+        id: ParticipantId,
+        room: String,
+        name: String,
+        rtc: Box<Rtc>,
+        outbox: mpsc::Sender<ServerMessage>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    /// Apply a publish offer; `rtc` is needed until the first one succeeded.
+    PublishOffer {
+        id: ParticipantId,
+        rtc: Option<Box<Rtc>>,
+        offer: SdpOffer,
+        reply: oneshot::Sender<Result<SdpAnswer, OfferError>>,
+    },
+    SubscribeAnswer {
+        id: ParticipantId,
+        answer: SdpAnswer,
+        reply: oneshot::Sender<Result<(), AnswerError>>,
+    },
+    Candidate {
+        id: ParticipantId,
+        pc: PcKind,
+        candidate: Candidate,
+        reply: oneshot::Sender<Result<(), CandidateError>>,
+    },
+    Mute {
+        id: ParticipantId,
+        mid: String,
+        muted: bool,
+        reply: oneshot::Sender<Result<(), MuteError>>,
+    },
+    Leave {
+        id: ParticipantId,
+    },
+    Snapshot {
+        reply: oneshot::Sender<WorkerSnapshot>,
+    },
+    /// Remove everyone and stop the worker.
+    Shutdown,
+}
+
+/// A worker's state and counters at one moment.
+#[derive(Debug, Clone)]
+pub struct WorkerSnapshot {
+    pub index: usize,
+    pub rooms: usize,
+    pub participants: usize,
+    pub peers: usize,
+    pub stats: CoreStats,
+    pub send_errors: u64,
+}

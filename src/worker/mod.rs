@@ -1,0 +1,308 @@
+//! Media workers: the I/O driver around a [`MediaCore`].
+//!
+//! Each worker is an OS thread running a single-threaded tokio runtime that
+//! owns one UDP socket and one core outright (no locks on the packet path).
+//! It is the only place that reads the clock for media. The control plane
+//! talks to it with [`Command`]s over a channel and gets replies on oneshots;
+//! signaling output for a participant goes to that participant's outbox.
+//!
+//! Loop: wait for a datagram, a command or the core's next deadline; on a
+//! datagram, drain up to [`RECV_BATCH`] more without waiting, then flush the
+//! core once so every touched subscriber is drained once per batch; send what
+//! the core queued; dispatch signaling.
+
+mod command;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+pub use command::{Command, WorkerSnapshot};
+
+use crate::media::{CoreConfig, CoreStats, LeaveReason, MediaCore, ParticipantId, SignalOut};
+use crate::protocol::{ErrorCode, ServerMessage};
+
+/// How many datagrams are read back to back before the core is flushed.
+pub const RECV_BATCH: usize = 64;
+
+/// Socket buffer size requested for media sockets (the kernel may cap it).
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Depth of a worker's command queue.
+const COMMAND_QUEUE: usize = 1024;
+
+/// The control plane's handle on a running worker.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    pub index: usize,
+    /// The address advertised to clients as this worker's host candidate.
+    pub candidate_addr: SocketAddr,
+    pub commands: mpsc::Sender<Command>,
+}
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerStartError {
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Binds `bind_addr`, and starts a worker thread advertising `public_ip` on
+/// the bound port.
+pub fn spawn(
+    index: usize,
+    bind_addr: SocketAddr,
+    public_ip: std::net::IpAddr,
+    mut core_config: impl FnMut(SocketAddr) -> CoreConfig,
+) -> Result<(WorkerHandle, JoinHandle<()>), WorkerStartError> {
+    let socket = bind_media_socket(bind_addr)?;
+    let local = socket
+        .local_addr()
+        .map_err(|source| WorkerStartError::Bind {
+            addr: bind_addr,
+            source,
+        })?;
+    let candidate_addr = SocketAddr::new(public_ip, local.port());
+    let config = core_config(candidate_addr);
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name(format!("cascade-media-{index}"))
+        .spawn(move || run(index, socket, config, rx))
+        .map_err(WorkerStartError::Thread)?;
+    tracing::info!(worker = index, %local, %candidate_addr, "media worker started");
+    Ok((
+        WorkerHandle {
+            index,
+            candidate_addr,
+            commands: tx,
+        },
+        thread,
+    ))
+}
+
+fn bind_media_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WorkerStartError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| WorkerStartError::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    // Best effort: small buffers drop bursts (keyframes) before we read them.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    Ok(socket.into())
+}
+
+/// The worker thread body.
+fn run(index: usize, socket: std::net::UdpSocket, config: CoreConfig, commands: mpsc::Receiver<Command>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "cannot start worker runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let socket = match UdpSocket::from_std(socket) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(worker = index, error = %e, "cannot register media socket");
+                return;
+            }
+        };
+        let mut worker = Worker {
+            index,
+            core: MediaCore::new(config, Instant::now()),
+            socket,
+            outboxes: HashMap::new(),
+            send_errors: 0,
+        };
+        worker.run(commands).await;
+    });
+    tracing::info!(worker = index, "media worker stopped");
+}
+
+struct Worker {
+    index: usize,
+    core: MediaCore,
+    socket: UdpSocket,
+    outboxes: HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    send_errors: u64,
+}
+
+impl Worker {
+    async fn run(&mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let deadline = tokio::time::Instant::from_std(self.core.next_deadline());
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    if !self.handle_command(command) {
+                        break;
+                    }
+                }
+                received = self.socket.recv_from(&mut buf) => {
+                    self.handle_datagrams(received, &mut buf);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.core.handle_timeout(Instant::now());
+                }
+            }
+            self.send_transmits().await;
+            self.dispatch_signals();
+        }
+        self.core.close_all(Instant::now());
+        self.send_transmits().await;
+        self.dispatch_signals();
+    }
+
+    /// Handles the first datagram and whatever else is already queued.
+    fn handle_datagrams(
+        &mut self,
+        first: std::io::Result<(usize, SocketAddr)>,
+        buf: &mut [u8],
+    ) {
+        let now = Instant::now();
+        let mut received = first;
+        for _ in 0..RECV_BATCH {
+            match received {
+                Ok((n, source)) => self.core.handle_receive(now, source, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // ICMP errors for earlier sends surface here on some systems.
+                Err(e) => tracing::debug!(worker = self.index, error = %e, "recv failed"),
+            }
+            received = self.socket.try_recv_from(buf);
+        }
+        self.core.flush(Instant::now());
+    }
+
+    async fn send_transmits(&mut self) {
+        while let Some(transmit) = self.core.poll_transmit() {
+            let result = match self.socket.try_send_to(&transmit.contents, transmit.destination) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.socket
+                        .send_to(&transmit.contents, transmit.destination)
+                        .await
+                }
+                other => other,
+            };
+            if let Err(e) = result {
+                self.send_errors += 1;
+                tracing::debug!(worker = self.index, error = %e, to = %transmit.destination, "send failed");
+            }
+        }
+    }
+
+    /// Delivers signaling output to participants' outboxes. A participant
+    /// whose outbox is full is not keeping up and is removed.
+    fn dispatch_signals(&mut self) {
+        loop {
+            let mut slow = Vec::new();
+            while let Some(out) = self.core.poll_signal() {
+                match out {
+                    SignalOut::Message(to, message) => {
+                        if let Some(outbox) = self.outboxes.get(&to) {
+                            if outbox.try_send(message).is_err() {
+                                slow.push(to);
+                            }
+                        }
+                    }
+                    SignalOut::Removed(id, reason) => {
+                        if let Some(outbox) = self.outboxes.remove(&id) {
+                            if reason != LeaveReason::Left {
+                                let _ = outbox.try_send(ServerMessage::error(
+                                    ErrorCode::Fatal,
+                                    format!("removed from the room: {}", reason.as_str()),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if slow.is_empty() {
+                return;
+            }
+            for id in slow {
+                self.core.leave(Instant::now(), id, LeaveReason::SlowConsumer);
+            }
+        }
+    }
+
+    /// Runs one command; returns false when the worker should stop.
+    fn handle_command(&mut self, command: Command) -> bool {
+        let now = Instant::now();
+        match command {
+            Command::Join {
+                id,
+                room,
+                name,
+                rtc,
+                outbox,
+                reply,
+            } => {
+                // Register the outbox first: join queues `joined` for it.
+                self.outboxes.insert(id, outbox);
+                let result = self.core.join(now, id, &room, &name, *rtc);
+                if result.is_err() {
+                    self.outboxes.remove(&id);
+                }
+                let _ = reply.send(result);
+            }
+            Command::PublishOffer {
+                id,
+                rtc,
+                offer,
+                reply,
+            } => {
+                let result = self.core.publish_offer(now, id, rtc.map(|b| *b), offer);
+                let _ = reply.send(result);
+            }
+            Command::SubscribeAnswer { id, answer, reply } => {
+                let _ = reply.send(self.core.subscribe_answer(now, id, answer));
+            }
+            Command::Candidate {
+                id,
+                pc,
+                candidate,
+                reply,
+            } => {
+                let _ = reply.send(self.core.add_remote_candidate(now, id, pc, candidate));
+            }
+            Command::Mute {
+                id,
+                mid,
+                muted,
+                reply,
+            } => {
+                let _ = reply.send(self.core.set_muted(id, &mid, muted));
+            }
+            Command::Leave { id } => self.core.leave(now, id, LeaveReason::Left),
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn snapshot(&self) -> WorkerSnapshot {
+        WorkerSnapshot {
+            index: self.index,
+            rooms: self.core.room_count(),
+            participants: self.core.participant_count(),
+            peers: self.core.peer_count(),
+            stats: CoreStats::clone(self.core.stats()),
+            send_errors: self.send_errors,
+        }
+    }
+}

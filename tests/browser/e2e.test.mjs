@@ -1,0 +1,448 @@
+/**
+ * Browser end-to-end test of Cascade with its bundled client.
+ *
+ * Starts the real server (CASCADE_BIN, default target/release/cascade) on a
+ * free 127.0.0.1 port, then drives three headless Chromium participants
+ * (one browser, three contexts, fake camera and microphone) through the
+ * bundled client's auto-join URL `/?room=R&name=N`:
+ *
+ *   1. the server serves the client;
+ *   2. all three join at once; each page renders two remote tiles whose
+ *      <video> has a picture (videoWidth > 0) and whose subscribe-connection
+ *      inbound-rtp video `framesDecoded` keeps rising;
+ *   3. A turns the camera off (and on again): B and C see it on A's tile;
+ *   4. A mutes the microphone (and unmutes): B and C see it;
+ *   5. C clicks Leave: A's and B's grids shrink to one remote tile;
+ *   6. A and B still decode each other's video;
+ *   7. an invalid room name is refused in the page, with a visible error;
+ *   8. the server going away shows a visible error on the remaining pages.
+ *
+ * Each step asserts; once one fails the later ones are skipped, and the
+ * failure prints the pages' console logs, their tile state and the server's
+ * log tail. Every wait is bounded; nothing asserts on how fast things happen.
+ *
+ * Run it through tests/browser/run.sh, which provides a loopback-only network
+ * namespace (Chromium would otherwise pick the machine's external address).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdirSync, createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const CASCADE_BIN = process.env.CASCADE_BIN || path.join(ROOT, 'target', 'release', 'cascade');
+const ARTIFACTS = process.env.E2E_ARTIFACTS || path.join(ROOT, 'target');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+/** Bounds for the waits below (not performance expectations). */
+const SERVER_START_MS = 30_000;
+const MEDIA_WAIT_MS = 30_000;
+const STATE_WAIT_MS = 15_000;
+const STEP_TIMEOUT_MS = 120_000;
+
+const ROOM = `e2e-${Date.now().toString(36)}`;
+const NAMES = ['Alice', 'Bob', 'Carol'];
+
+/** Shared state across the steps. */
+const ctx = {
+  server: null,
+  serverLogTail: [],
+  baseUrl: null,
+  browser: null,
+  /** name -> {name, page, logs: string[], id} */
+  peers: new Map(),
+};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Polls `probe` until it returns {ok: true}, at most `timeoutMs`.
+ * On timeout throws with `what` and the last observed `detail`.
+ */
+async function waitFor(what, probe, { timeoutMs = STATE_WAIT_MS, intervalMs = 300 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await probe();
+    if (result.ok) return result;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n` +
+        `last observed: ${JSON.stringify(result.detail, null, 2)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function peer(name) {
+  const p = ctx.peers.get(name);
+  assert.ok(p, `participant ${name} has no page`);
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/** Starts the server and resolves once it serves the client page. */
+async function startServer() {
+  const port = await freePort();
+  const args = ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1'];
+  const logFile = createWriteStream(path.join(ARTIFACTS, 'e2e-server.log'));
+  const child = spawn(CASCADE_BIN, args, {
+    env: { RUST_LOG: 'info', ...process.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  ctx.server = child;
+  const keep = (chunk) => {
+    logFile.write(chunk);
+    for (const line of chunk.toString().split('\n')) {
+      if (line) ctx.serverLogTail.push(line);
+    }
+    if (ctx.serverLogTail.length > 400) ctx.serverLogTail.splice(0, ctx.serverLogTail.length - 400);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exited = null;
+  child.once('exit', (code, signal) => {
+    exited = { code, signal };
+    ctx.serverLogTail.push(`[e2e] server exited: code=${code} signal=${signal}`);
+  });
+  child.once('error', (err) => {
+    exited = { error: err.message };
+  });
+
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitFor(`the server (${CASCADE_BIN} ${args.join(' ')}) to serve ${baseUrl}/`, async () => {
+    if (exited) throw new Error(`server exited before serving: ${JSON.stringify(exited)}`);
+    try {
+      const res = await fetch(`${baseUrl}/`);
+      return { ok: res.ok, detail: `HTTP ${res.status}` };
+    } catch (err) {
+      return { ok: false, detail: err.cause ? err.cause.code || err.cause.message : err.message };
+    }
+  }, { timeoutMs: SERVER_START_MS, intervalMs: 200 });
+  ctx.baseUrl = baseUrl;
+  return baseUrl;
+}
+
+/** Stops the server: SIGTERM, then SIGKILL if it lingers. Always resolves. */
+async function stopServer() {
+  const child = ctx.server;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const result = await Promise.race([gone.then(() => 'exited'), sleep(5000).then(() => 'timeout')]);
+  if (result === 'timeout') {
+    child.kill('SIGKILL');
+    await Promise.race([gone, sleep(2000)]);
+  }
+}
+
+// Last resort if the runner is torn down without running `after`.
+process.on('exit', () => {
+  if (ctx.server && ctx.server.exitCode === null && ctx.server.signalCode === null) {
+    ctx.server.kill('SIGKILL');
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------
+
+async function openParticipant(name) {
+  const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 720 } });
+  await context.grantPermissions(['camera', 'microphone'], { origin: ctx.baseUrl });
+  const page = await context.newPage();
+  const logs = [];
+  const stamp = () => new Date().toISOString().slice(11, 23);
+  page.on('console', (m) => logs.push(`${stamp()} ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`${stamp()} pageerror: ${e.message}`));
+  page.on('crash', () => logs.push(`${stamp()} page crashed`));
+  const p = { name, context, page, logs, id: null };
+  ctx.peers.set(name, p);
+  return p;
+}
+
+function joinUrl(name) {
+  return `${ctx.baseUrl}/?room=${encodeURIComponent(ROOM)}&name=${encodeURIComponent(name)}`;
+}
+
+/**
+ * Everything the assertions look at, read in the page: remote tiles, their
+ * video size and mute attributes, and per publisher the video frames decoded
+ * on the subscribe connection (mapped mid -> participant by the offer's table).
+ */
+function snapshot(page) {
+  return page.evaluate(async () => {
+    const c = window.cascade;
+    const framesDecoded = {};
+    const pc = c && c.subscribePc;
+    if (pc) {
+      const table = c.tracksByMid;
+      for (const tr of pc.getTransceivers()) {
+        const owner = tr.mid != null && table[tr.mid] ? table[tr.mid].participant_id : null;
+        if (!owner || tr.receiver.track.kind !== 'video') continue;
+        const stats = await tr.receiver.getStats();
+        stats.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') {
+            framesDecoded[owner] = (framesDecoded[owner] || 0) + (s.framesDecoded || 0);
+          }
+        });
+      }
+    }
+    const tiles = [...document.querySelectorAll('[data-testid="remote-tile"]')].map((t) => ({
+      id: t.dataset.participantId,
+      name: t.dataset.participantName,
+      videoWidth: t.querySelector('video').videoWidth,
+      videoMuted: t.dataset.videoMuted,
+      audioMuted: t.dataset.audioMuted,
+      connection: t.dataset.connectionState,
+    }));
+    return {
+      participantId: c ? c.participantId : null,
+      joinScreenVisible: !document.querySelector('[data-testid="join-screen"]').hidden,
+      tiles,
+      framesDecoded,
+      subscribeState: pc ? pc.connectionState : null,
+      publishState: c && c.publishPc ? c.publishPc.connectionState : null,
+      errors: [...document.querySelectorAll('[data-testid="error"]')].map((e) => e.textContent),
+    };
+  });
+}
+
+/** Tiles of `viewer` showing `publisher`'s name. */
+function tileOf(snap, publisherName) {
+  return snap.tiles.find((t) => t.name === publisherName);
+}
+
+/**
+ * Waits until `viewer` has exactly the remote tiles `expected` (names), each
+ * with a picture and decoded frames; then until every one's frame count rises.
+ */
+async function expectPlaying(viewer, expected) {
+  const p = peer(viewer);
+  const first = await waitFor(`${viewer} to play video from ${expected.join(' and ')}`, async () => {
+    const snap = await snapshot(p.page);
+    const names = snap.tiles.map((t) => t.name).sort();
+    const ok = names.join() === [...expected].sort().join() &&
+      snap.tiles.every((t) => t.videoWidth > 0 && snap.framesDecoded[t.id] > 0);
+    return { ok, detail: snap, snap };
+  }, { timeoutMs: MEDIA_WAIT_MS });
+
+  const base = first.snap.framesDecoded;
+  await waitFor(`${viewer}'s framesDecoded to rise for ${expected.join(' and ')}`, async () => {
+    const snap = await snapshot(p.page);
+    const ok = snap.tiles.length === expected.length &&
+      snap.tiles.every((t) => (snap.framesDecoded[t.id] || 0) > (base[t.id] || 0));
+    return { ok, detail: { before: base, now: snap.framesDecoded, tiles: snap.tiles } };
+  }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
+}
+
+/** Waits until every viewer shows `attr` = `value` on `publisher`'s tile. */
+async function expectTileAttr(viewers, publisher, attr, value) {
+  for (const viewer of viewers) {
+    await waitFor(`${viewer} to show ${attr}=${value} on ${publisher}'s tile`, async () => {
+      const snap = await snapshot(peer(viewer).page);
+      const tile = tileOf(snap, publisher);
+      return { ok: !!tile && tile[attr] === value, detail: snap.tiles };
+    });
+  }
+}
+
+async function click(name, testid) {
+  await peer(name).page.click(`[data-testid="${testid}"]`, { timeout: STATE_WAIT_MS });
+}
+
+// ---------------------------------------------------------------------------
+// Diagnostics
+// ---------------------------------------------------------------------------
+
+async function dumpDiagnostics(step, err) {
+  const out = [`\n======== E2E FAILURE in step "${step}" ========`, String(err && err.stack || err)];
+  for (const p of ctx.peers.values()) {
+    out.push(`\n---- ${p.name} (${p.id || 'no id'}): page state ----`);
+    try {
+      out.push(JSON.stringify(await snapshot(p.page), null, 2));
+      const file = path.join(ARTIFACTS, `e2e-failure-${p.name}.png`);
+      await p.page.screenshot({ path: file, timeout: 5000 });
+      out.push(`screenshot: ${file}`);
+    } catch (e) {
+      out.push(`(page state unavailable: ${e.message})`);
+    }
+    out.push(`---- ${p.name}: console (last 150 lines) ----`, ...p.logs.slice(-150));
+  }
+  out.push('\n---- server log (last 150 lines; full log in e2e-server.log) ----', ...ctx.serverLogTail.slice(-150));
+  out.push('======== end of diagnostics ========\n');
+  console.error(out.join('\n'));
+}
+
+let failedStep = null;
+
+/** A test step: skipped once an earlier one failed, dumps diagnostics when it fails. */
+function step(name, fn) {
+  test(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
+    if (failedStep) {
+      t.skip(`earlier step failed: ${failedStep}`);
+      return;
+    }
+    try {
+      await fn(t);
+    } catch (err) {
+      failedStep = name;
+      await dumpDiagnostics(name, err);
+      throw err;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Setup / teardown
+// ---------------------------------------------------------------------------
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+after(async () => {
+  if (ctx.browser) await ctx.browser.close().catch(() => {});
+  await stopServer();
+});
+
+// ---------------------------------------------------------------------------
+// Steps
+// ---------------------------------------------------------------------------
+
+step('server starts and serves the bundled client', async () => {
+  const base = await startServer();
+  for (const [file, type] of [['/', 'text/html'], ['/app.js', 'javascript'], ['/style.css', 'text/css']]) {
+    const res = await fetch(base + file);
+    assert.equal(res.status, 200, `GET ${file}`);
+    assert.match(res.headers.get('content-type') || '', new RegExp(type), `content-type of ${file}`);
+  }
+  ctx.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+});
+
+step('three participants join and each plays two remote videos', async () => {
+  const peers = await Promise.all(NAMES.map(openParticipant));
+  // All at once: joins racing each other is the case that must work.
+  await Promise.all(peers.map((p) => p.page.goto(joinUrl(p.name))));
+  for (const p of peers) {
+    await waitFor(`${p.name} to be joined`, async () => {
+      const snap = await snapshot(p.page);
+      return { ok: !!snap.participantId, detail: snap };
+    });
+    p.id = (await snapshot(p.page)).participantId;
+  }
+  const ids = peers.map((p) => p.id);
+  assert.equal(new Set(ids).size, 3, `participant ids must differ: ${ids}`);
+  for (const name of NAMES) {
+    await expectPlaying(name, NAMES.filter((n) => n !== name));
+  }
+  // Tiles carry the right ids, and nobody shows an error.
+  for (const name of NAMES) {
+    const snap = await snapshot(peer(name).page);
+    for (const tile of snap.tiles) assert.equal(tile.id, peer(tile.name).id, `${name}'s tile for ${tile.name}`);
+    assert.deepEqual(snap.errors, [], `${name} shows errors`);
+  }
+  const shot = path.join(ARTIFACTS, 'e2e-screenshot.png');
+  await peer('Alice').page.screenshot({ path: shot });
+  console.log(`screenshot of Alice's page: ${shot}`);
+});
+
+step('camera off on A shows video-muted on B and C, and back on', async () => {
+  for (const viewer of ['Bob', 'Carol']) {
+    const tile = tileOf(await snapshot(peer(viewer).page), 'Alice');
+    assert.equal(tile && tile.videoMuted, 'false', `${viewer} sees Alice's camera on at first`);
+  }
+  await click('Alice', 'toggle-camera');
+  await expectTileAttr(['Bob', 'Carol'], 'Alice', 'videoMuted', 'true');
+  await click('Alice', 'toggle-camera');
+  await expectTileAttr(['Bob', 'Carol'], 'Alice', 'videoMuted', 'false');
+});
+
+step('mic mute on A shows audio-muted on B and C, and unmuted again', async () => {
+  await click('Alice', 'toggle-mic');
+  await expectTileAttr(['Bob', 'Carol'], 'Alice', 'audioMuted', 'true');
+  for (const viewer of ['Bob', 'Carol']) {
+    const tile = tileOf(await snapshot(peer(viewer).page), 'Alice');
+    assert.equal(tile.videoMuted, 'false', `${viewer}: Alice's camera unaffected by the mic`);
+  }
+  await click('Alice', 'toggle-mic');
+  await expectTileAttr(['Bob', 'Carol'], 'Alice', 'audioMuted', 'false');
+});
+
+step('C leaves: A and B shrink to one remote tile', async () => {
+  await click('Carol', 'leave');
+  await waitFor('Carol to be back on the join screen', async () => {
+    const snap = await snapshot(peer('Carol').page);
+    return { ok: snap.joinScreenVisible && snap.tiles.length === 0, detail: snap };
+  });
+  for (const [viewer, other] of [['Alice', 'Bob'], ['Bob', 'Alice']]) {
+    await waitFor(`${viewer}'s grid to shrink to ${other} alone`, async () => {
+      const snap = await snapshot(peer(viewer).page);
+      const names = snap.tiles.map((t) => t.name);
+      return { ok: names.length === 1 && names[0] === other, detail: snap.tiles };
+    });
+  }
+});
+
+step('A and B still play each other after C left', async () => {
+  await expectPlaying('Alice', ['Bob']);
+  await expectPlaying('Bob', ['Alice']);
+  for (const name of ['Alice', 'Bob']) {
+    assert.deepEqual((await snapshot(peer(name).page)).errors, [], `${name} shows errors`);
+  }
+});
+
+step('an invalid room name is refused with a visible error', async () => {
+  const { page } = peer('Carol');
+  await page.goto(`${ctx.baseUrl}/?room=${encodeURIComponent('no spaces allowed')}&name=Carol`);
+  await waitFor('Carol to show an error about the room name', async () => {
+    const snap = await snapshot(page);
+    const ok = snap.joinScreenVisible && snap.errors.some((e) => /room/i.test(e)) && !snap.participantId;
+    return { ok, detail: snap };
+  });
+});
+
+step('the server going away shows an error on the remaining pages', async () => {
+  await stopServer();
+  for (const name of ['Alice', 'Bob']) {
+    await waitFor(`${name} to show the lost connection`, async () => {
+      const snap = await snapshot(peer(name).page);
+      const ok = snap.joinScreenVisible && snap.errors.some((e) => /connection to the server closed/i.test(e));
+      return { ok, detail: snap };
+    });
+  }
+});
