@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests.
+//!
+//! Each test binary uses a different part, hence the allow.
+#![allow(dead_code)]
+
+pub mod sim;

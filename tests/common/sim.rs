@@ -1,0 +1,411 @@
+//! Deterministic simulation: one [`MediaCore`] and any number of str0m client
+//! peers in one process, a fake clock and a fake network with 1 ms one-way
+//! latency. No sockets, no sleeps: time jumps to the next thing that happens.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cascade::media::{CoreConfig, MediaCore, ParticipantId, SignalOut};
+use cascade::protocol::{ServerMessage, SubscribedTrack};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+const LATENCY: Duration = Duration::from_millis(1);
+const MAX_STEP: Duration = Duration::from_millis(5);
+
+/// A packet a subscriber received, identified by the m-line it came on.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mid: Mid,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// A client peer connection inside the simulation.
+pub struct ClientPc {
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    deadline: Instant,
+    pub connected: bool,
+}
+
+/// One simulated participant (like a browser tab).
+pub struct SimClient {
+    pub name: String,
+    pub id: ParticipantId,
+    pub publish: Option<ClientPc>,
+    pub subscribe: Option<ClientPc>,
+    /// Mids of the client's own audio and video on its publish connection.
+    pub publish_mids: Vec<(MediaKind, Mid)>,
+    pub messages: Vec<ServerMessage>,
+    /// mid -> which remote track it carries, from the latest subscribe offer.
+    pub subscribed: HashMap<Mid, SubscribedTrack>,
+    pub received: Vec<Received>,
+    pub keyframe_requests: usize,
+    pub removed: bool,
+    sent: u64,
+}
+
+impl SimClient {
+    /// All payloads received from `participant`'s tracks of `kind`.
+    pub fn payloads_from(&self, participant: ParticipantId, kind: MediaKind) -> Vec<Vec<u8>> {
+        let pid = participant.to_string();
+        let want = cascade::protocol::TrackKind::from(kind);
+        self.received
+            .iter()
+            .filter(|r| {
+                self.subscribed
+                    .get(&r.mid)
+                    .is_some_and(|t| t.participant_id == pid && t.kind == want)
+            })
+            .map(|r| r.payload.clone())
+            .collect()
+    }
+}
+
+struct InFlight {
+    at: Instant,
+    transmit: Transmit,
+}
+
+/// Predicate that drops a server->client datagram when it returns true.
+pub type DropFilter = Box<dyn FnMut(&Transmit) -> bool>;
+
+/// The simulated world.
+pub struct Sim {
+    pub now: Instant,
+    pub core: MediaCore,
+    pub server_addr: SocketAddr,
+    pub clients: Vec<SimClient>,
+    network: VecDeque<InFlight>,
+    next_port: u16,
+    pub drop_filter: Option<DropFilter>,
+    next_media: Instant,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        let server_addr: SocketAddr = "127.0.0.1:3478".parse().unwrap();
+        Sim {
+            now,
+            core: MediaCore::new(CoreConfig::new(server_addr), now),
+            server_addr,
+            clients: Vec::new(),
+            network: VecDeque::new(),
+            next_port: 40000,
+            drop_filter: None,
+            next_media: now,
+        }
+    }
+
+    fn client_pc(&mut self) -> ClientPc {
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.next_port).parse().unwrap();
+        self.next_port += 1;
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        ClientPc {
+            rtc,
+            addr,
+            deadline: self.now,
+            connected: false,
+        }
+    }
+
+    /// A new participant joins `room`; returns its index in `clients`.
+    pub fn join(&mut self, room: &str, name: &str) -> usize {
+        let id = ParticipantId::random();
+        let server_rtc = cascade::media::server_rtc(self.now);
+        self.core.join(self.now, id, room, name, server_rtc).expect("join");
+        self.clients.push(SimClient {
+            name: name.to_string(),
+            id,
+            publish: None,
+            subscribe: None,
+            publish_mids: Vec::new(),
+            messages: Vec::new(),
+            subscribed: HashMap::new(),
+            received: Vec::new(),
+            keyframe_requests: 0,
+            removed: false,
+            sent: 0,
+        });
+        let index = self.clients.len() - 1;
+        self.pump();
+        index
+    }
+
+    /// The client offers audio + video on a new publish connection.
+    pub fn publish(&mut self, index: usize) {
+        let mut pc = self.client_pc();
+        let mut api = pc.rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("offer");
+        let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
+        let id = self.clients[index].id;
+        let server_rtc = cascade::media::server_rtc(self.now);
+        let answer = self
+            .core
+            .publish_offer(self.now, id, Some(server_rtc), offer)
+            .expect("publish offer accepted");
+        let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
+        pc.rtc.sdp_api().accept_answer(pending, answer).expect("answer");
+        let client = &mut self.clients[index];
+        client.publish = Some(pc);
+        client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
+        self.pump();
+    }
+
+    /// Leaves (as if the WebSocket closed).
+    pub fn leave(&mut self, index: usize) {
+        let id = self.clients[index].id;
+        self.core
+            .leave(self.now, id, cascade::media::LeaveReason::Left);
+        let client = &mut self.clients[index];
+        client.publish = None;
+        client.subscribe = None;
+        self.pump();
+    }
+
+    /// Writes one audio packet and one video packet from every publishing
+    /// client. Payloads name the sender and a counter, so receivers can
+    /// check them byte for byte.
+    pub fn send_media(&mut self) {
+        let now = self.now;
+        for client in self.clients.iter_mut() {
+            let Some(pc) = client.publish.as_mut() else { continue };
+            if !pc.connected {
+                continue;
+            }
+            client.sent += 1;
+            let n = client.sent;
+            for (kind, mid) in client.publish_mids.clone() {
+                let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+                let pt = payload_type(&pc.rtc, codec);
+                let mut payload = format!("{}:{:?}:{n}:", client.name, kind).into_bytes();
+                // Video packets near full size, like real ones.
+                let size = if kind == MediaKind::Video { 1100 } else { 120 };
+                payload.resize(size, (n % 251) as u8);
+                let mut api = pc.rtc.direct_api();
+                let stream = api.stream_tx_by_mid(mid, None).expect("publish stream");
+                let time = (n * 3000) as u32;
+                stream.write_rtp(
+                    RtpWrite::new(pt, (1000 + n).into(), time, now, payload)
+                        .marker(true)
+                        .nackable(true),
+                );
+            }
+        }
+    }
+
+    /// Sends media if 20 ms passed since the last send (for `run_until` loops).
+    pub fn send_media_due(&mut self) {
+        if self.now >= self.next_media {
+            self.send_media();
+            self.next_media = self.now + Duration::from_millis(20);
+        }
+    }
+
+    /// Runs for `duration` of fake time, sending media every 20 ms when
+    /// `media` is set.
+    pub fn run(&mut self, duration: Duration, media: bool) {
+        let end = self.now + duration;
+        while self.now < end {
+            if media {
+                self.send_media_due();
+            }
+            self.step();
+        }
+    }
+
+    /// Runs until `done` holds, for at most `limit` of fake time.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+
+    /// Advances time to the next event and processes everything due.
+    pub fn step(&mut self) {
+        let mut next = self.core.next_deadline().min(self.now + MAX_STEP);
+        for pc in self.pcs() {
+            next = next.min(pc.deadline);
+        }
+        if let Some(f) = self.network.front() {
+            next = next.min(f.at);
+        }
+        // Always move a little, so a peer asking for "now" cannot stall us.
+        self.now = next.max(self.now + Duration::from_micros(100));
+        let now = self.now;
+
+        while self.network.front().is_some_and(|f| f.at <= now) {
+            let InFlight { transmit, .. } = self.network.pop_front().unwrap();
+            self.deliver(transmit);
+        }
+        self.core.flush(now);
+        self.core.handle_timeout(now);
+        for client in self.clients.iter_mut() {
+            for pc in [client.publish.as_mut(), client.subscribe.as_mut()].into_iter().flatten() {
+                if pc.deadline <= now {
+                    pc.rtc.handle_input(Input::Timeout(now)).expect("client timeout");
+                }
+            }
+        }
+        self.pump();
+    }
+
+    fn pcs(&self) -> impl Iterator<Item = &ClientPc> {
+        self.clients
+            .iter()
+            .flat_map(|c| [c.publish.as_ref(), c.subscribe.as_ref()])
+            .flatten()
+    }
+
+    fn deliver(&mut self, transmit: Transmit) {
+        let now = self.now;
+        if transmit.destination == self.server_addr {
+            self.core.handle_receive(now, transmit.source, &transmit.contents);
+            return;
+        }
+        for client in self.clients.iter_mut() {
+            let mut delivered = false;
+            for pc in [client.publish.as_mut(), client.subscribe.as_mut()].into_iter().flatten() {
+                if pc.addr == transmit.destination {
+                    let input = Input::Receive(
+                        now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: transmit.source,
+                            destination: transmit.destination,
+                            contents: (&*transmit.contents).try_into().unwrap(),
+                        },
+                    );
+                    pc.rtc.handle_input(input).expect("client input");
+                    delivered = true;
+                }
+            }
+            if delivered {
+                // str0m holds one received packet at a time: poll it out
+                // before the next input.
+                drain_client(client, now, &mut self.network);
+                return;
+            }
+        }
+        // Destination gone (the client left): dropped like on a real network.
+    }
+
+    /// Moves everything queued anywhere to where it goes next, without
+    /// advancing time.
+    fn pump(&mut self) {
+        loop {
+            let now = self.now;
+            let mut offers = Vec::new();
+            for client in self.clients.iter_mut() {
+                drain_client(client, now, &mut self.network);
+            }
+            while let Some(t) = self.core.poll_transmit() {
+                if self.drop_filter.as_mut().is_some_and(|f| f(&t)) {
+                    continue;
+                }
+                self.network.push_back(InFlight { at: now + LATENCY, transmit: t });
+            }
+            while let Some(out) = self.core.poll_signal() {
+                match out {
+                    SignalOut::Message(to, message) => {
+                        let Some(index) = self.clients.iter().position(|c| c.id == to) else { continue };
+                        if let ServerMessage::SubscribeOffer { sdp, tracks } = &message {
+                            offers.push((index, sdp.clone(), tracks.clone()));
+                        }
+                        self.clients[index].messages.push(message);
+                    }
+                    SignalOut::Removed(id, _) => {
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+                            c.removed = true;
+                        }
+                    }
+                }
+            }
+            if offers.is_empty() {
+                return;
+            }
+            for (index, sdp, tracks) in offers {
+                self.answer_subscribe_offer(index, &sdp, tracks);
+            }
+        }
+    }
+
+    fn answer_subscribe_offer(&mut self, index: usize, sdp: &str, tracks: Vec<SubscribedTrack>) {
+        if self.clients[index].subscribe.is_none() {
+            let pc = self.client_pc();
+            self.clients[index].subscribe = Some(pc);
+        }
+        let client = &mut self.clients[index];
+        let pc = client.subscribe.as_mut().unwrap();
+        let offer = SdpOffer::from_sdp_string(sdp).expect("server offer parses");
+        let answer = pc.rtc.sdp_api().accept_offer(offer).expect("client accepts server offer");
+        for t in tracks {
+            client.subscribed.insert(Mid::from(t.mid.as_str()), t);
+        }
+        let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
+        let id = client.id;
+        self.core.subscribe_answer(self.now, id, answer).expect("server accepts answer");
+    }
+}
+
+/// Polls both of a client's connections until they wait for time.
+fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InFlight>) {
+    for (is_sub, pc) in [(false, client.publish.as_mut()), (true, client.subscribe.as_mut())] {
+        let Some(pc) = pc else { continue };
+        loop {
+            match pc.rtc.poll_output().expect("client poll") {
+                Output::Timeout(t) => {
+                    pc.deadline = t;
+                    break;
+                }
+                Output::Transmit(t) => network.push_back(InFlight {
+                    at: now + LATENCY,
+                    transmit: t,
+                }),
+                Output::Event(Event::Connected) => pc.connected = true,
+                Output::Event(Event::RtpPacket(p)) if is_sub => {
+                    let mid = pc.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                    if let Some(mid) = mid {
+                        client.received.push(Received {
+                            mid,
+                            seq: *p.seq_no,
+                            payload: p.payload.to_vec(),
+                        });
+                    }
+                }
+                Output::Event(Event::KeyframeRequest(_)) if !is_sub => client.keyframe_requests += 1,
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
+
+fn payload_type(rtc: &Rtc, codec: Codec) -> Pt {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+        .expect("codec configured")
+}

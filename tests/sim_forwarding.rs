@@ -1,0 +1,168 @@
+//! Deterministic scenarios of the media core: str0m clients, fake time, no
+//! sockets (see `common/sim.rs`).
+
+mod common;
+
+use std::time::Duration;
+
+use cascade::protocol::ServerMessage;
+use common::sim::Sim;
+use str0m::media::MediaKind;
+
+/// Joins `names` into one room, publishes from each, and waits until every
+/// client's connections are up.
+fn room_of(names: &[&str]) -> Sim {
+    let mut sim = Sim::new();
+    for name in names {
+        let i = sim.join("room", name);
+        sim.publish(i);
+    }
+    let connected = sim.run_until(Duration::from_secs(10), |s| {
+        s.clients.iter().all(|c| {
+            c.publish.as_ref().is_some_and(|p| p.connected)
+                && c.subscribe.as_ref().is_some_and(|p| p.connected)
+        })
+    });
+    assert!(connected, "all peer connections connect");
+    sim
+}
+
+#[test]
+fn three_participants_receive_each_others_media_byte_for_byte() {
+    let mut sim = room_of(&["alice", "bob", "carol"]);
+    sim.run(Duration::from_secs(3), true);
+    sim.run(Duration::from_millis(200), false); // let the last packets land
+
+    for receiver in 0..3 {
+        for sender in 0..3 {
+            if receiver == sender {
+                continue;
+            }
+            let sender_id = sim.clients[sender].id;
+            let sender_name = sim.clients[sender].name.clone();
+            for kind in [MediaKind::Audio, MediaKind::Video] {
+                let got = sim.clients[receiver].payloads_from(sender_id, kind);
+                assert!(
+                    got.len() >= 100,
+                    "{} got only {} {kind:?} packets from {sender_name}",
+                    sim.clients[receiver].name,
+                    got.len()
+                );
+                // Every payload is exactly what the sender wrote, in order
+                // and without gaps from the first one received.
+                let first: u64 = counter_of(&got[0]);
+                for (i, payload) in got.iter().enumerate() {
+                    let n = first + i as u64;
+                    let mut expected = format!("{sender_name}:{kind:?}:{n}:").into_bytes();
+                    expected.resize(payload.len(), (n % 251) as u8);
+                    assert_eq!(payload, &expected, "payload {n} from {sender_name} differs");
+                }
+            }
+        }
+        // Nobody receives their own media back.
+        let own = sim.clients[receiver].id;
+        assert!(sim.clients[receiver].payloads_from(own, MediaKind::Audio).is_empty());
+    }
+    let stats = sim.core.stats();
+    assert!(stats.rtp_packets_forwarded[1] >= 2 * stats.rtp_packets_in[1] - 12);
+}
+
+fn counter_of(payload: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(&payload[..40.min(payload.len())]).to_string();
+    text.split(':').nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn late_joiner_gets_a_keyframe_requested_from_the_publisher() {
+    let mut sim = room_of(&["alice", "bob"]);
+    sim.run(Duration::from_secs(2), true);
+    let before = sim.clients[0].keyframe_requests;
+
+    let carol = sim.join("room", "carol");
+    let got_media = sim.run_until(Duration::from_secs(10), |s| {
+        s.send_media_due();
+        !s.clients[carol]
+            .payloads_from(s.clients[0].id, MediaKind::Video)
+            .is_empty()
+    });
+    assert!(got_media, "late joiner receives alice's video");
+    sim.run(Duration::from_millis(600), true);
+    assert!(
+        sim.clients[0].keyframe_requests > before,
+        "alice was asked for a keyframe when carol subscribed ({} before, {} after)",
+        before,
+        sim.clients[0].keyframe_requests
+    );
+}
+
+#[test]
+fn leaving_removes_the_participant_and_its_tracks() {
+    let mut sim = room_of(&["alice", "bob", "carol"]);
+    sim.run(Duration::from_secs(1), true);
+    let carol_id = sim.clients[2].id.to_string();
+    sim.leave(2);
+    sim.run(Duration::from_secs(1), true);
+
+    for i in 0..2 {
+        let told = sim.clients[i].messages.iter().any(|m| {
+            matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == carol_id)
+        });
+        assert!(told, "{} was told carol left", sim.clients[i].name);
+        let last_offer = sim.clients[i]
+            .messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                ServerMessage::SubscribeOffer { tracks, .. } => Some(tracks.clone()),
+                _ => None,
+            })
+            .expect("a subscribe offer");
+        assert!(
+            last_offer.iter().all(|t| t.participant_id != carol_id),
+            "carol's tracks are gone from the last offer"
+        );
+        assert_eq!(last_offer.len(), 2, "the other publisher's two tracks remain");
+    }
+    assert_eq!(sim.core.participant_count(), 2);
+    assert_eq!(sim.core.peer_count(), 4);
+
+    sim.leave(0);
+    sim.leave(1);
+    sim.run(Duration::from_millis(100), false);
+    assert_eq!(sim.core.participant_count(), 0);
+    assert_eq!(sim.core.room_count(), 0, "empty room is freed");
+    assert_eq!(sim.core.peer_count(), 0);
+}
+
+#[test]
+fn a_lost_video_packet_is_retransmitted_after_nack() {
+    let mut sim = room_of(&["alice", "bob"]);
+    sim.run(Duration::from_secs(1), true);
+    // Drop the 5th large (video) datagram the server sends to bob's
+    // subscribe connection.
+    let bob_sub = sim.clients[1].subscribe.as_ref().unwrap().addr;
+    let mut seen = 0;
+    sim.drop_filter = Some(Box::new(move |t| {
+        if t.destination == bob_sub && t.contents.len() > 1000 {
+            seen += 1;
+            return seen == 5;
+        }
+        false
+    }));
+    let before = sim.clients[1].payloads_from(sim.clients[0].id, MediaKind::Video).len();
+    sim.run(Duration::from_secs(2), true);
+    sim.run(Duration::from_millis(500), false);
+    let got = sim.clients[1].payloads_from(sim.clients[0].id, MediaKind::Video);
+    let counters: Vec<u64> = got[before..].iter().map(|p| counter_of(p)).collect();
+    let mut sorted = counters.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let (lo, hi) = (sorted[0], *sorted.last().unwrap());
+    assert_eq!(
+        sorted.len() as u64,
+        hi - lo + 1,
+        "no gap in bob's video after the loss: the dropped packet was resent"
+    );
+    assert!(counters != sorted, "the resent packet arrived out of order, as a retransmission does");
+}
+
