@@ -3,6 +3,7 @@
 //! Publishers send their RTP to the server once; the server forwards it to
 //! every subscriber in the room without decoding it.
 //!
+//! - [`bot`]: headless participants for tests and load generation;
 //! - [`media`]: the sans-IO core (rooms, participants, forwarding);
 //! - [`worker`]: media worker threads driving a core on a UDP socket;
 //! - [`signal`]: axum HTTP/WebSocket control plane and the bundled client;
@@ -10,6 +11,7 @@
 //! - [`config`]: flags and environment;
 //! - [`server`]: start and stop everything.
 
+pub mod bot;
 pub mod config;
 pub mod media;
 pub mod protocol;

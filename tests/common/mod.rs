@@ -3,4 +3,5 @@
 //! Each test binary uses a different part, hence the allow.
 #![allow(dead_code)]
 
+pub mod server;
 pub mod sim;
