@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn nonsense_is_rejected_with_a_reason() {
-        assert!(matches!(parse(&["--workers", "0"]), Err(ConfigError::Workers(0))));
+        assert!(matches!(
+            parse(&["--workers", "0"]),
+            Err(ConfigError::Workers(0))
+        ));
         assert!(matches!(
             parse(&["--media-port", "65535", "--workers", "2"]),
             Err(ConfigError::PortRange { .. })

@@ -19,8 +19,13 @@ async fn run() -> anyhow::Result<()> {
     let config = Config::try_from(Args::parse())?;
     init_logging(config.log_format);
     let server = cascade::server::start(config).await?;
-    println!("Cascade is running: open http://{}/ in a browser", server.http_addr());
-    shutdown_signal().await.context("waiting for shutdown signal")?;
+    println!(
+        "Cascade is running: open http://{}/ in a browser",
+        server.http_addr()
+    );
+    shutdown_signal()
+        .await
+        .context("waiting for shutdown signal")?;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
@@ -37,8 +42,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result,
         _ = terminate.recv() => Ok(()),

@@ -30,10 +30,17 @@ async fn bots_in_a_room_receive_each_other_and_rooms_stay_apart() {
     let lonely = lonely.await.unwrap().expect("bot ran");
 
     for (me, report) in reports.iter().enumerate() {
-        assert!(report.errors.is_empty(), "bot {me} got errors: {:?}", report.errors);
+        assert!(
+            report.errors.is_empty(),
+            "bot {me} got errors: {:?}",
+            report.errors
+        );
         for sender in 0..3u32 {
             if sender as usize == me {
-                assert!(report.from_sender(sender, MediaKind::Audio).is_none(), "no echo");
+                assert!(
+                    report.from_sender(sender, MediaKind::Audio).is_none(),
+                    "no echo"
+                );
                 continue;
             }
             for kind in [MediaKind::Audio, MediaKind::Video] {
@@ -41,8 +48,16 @@ async fn bots_in_a_room_receive_each_other_and_rooms_stay_apart() {
                     .from_sender(sender, kind)
                     .unwrap_or_else(|| panic!("bot {me} got no {kind:?} from bot {sender}"));
                 let minimum = if kind == MediaKind::Audio { 50 } else { 100 };
-                assert!(stream.packets >= minimum, "bot {me} got {} {kind:?} packets from {sender}", stream.packets);
-                assert_eq!(stream.lost(), 0, "bot {me} lost {kind:?} from {sender} on loopback");
+                assert!(
+                    stream.packets >= minimum,
+                    "bot {me} got {} {kind:?} packets from {sender}",
+                    stream.packets
+                );
+                assert_eq!(
+                    stream.lost(),
+                    0,
+                    "bot {me} lost {kind:?} from {sender} on loopback"
+                );
             }
         }
         assert!(report.join_to_first_media.is_some());
@@ -72,6 +87,9 @@ async fn a_participant_that_never_connects_is_removed_and_the_room_is_told() {
     assert!(ghost.recv().await.is_none(), "socket closed after removal");
 
     let report = watcher.await.unwrap().expect("bot ran");
-    assert!(report.participants_left.contains(&ghost_id), "room was told the ghost left");
+    assert!(
+        report.participants_left.contains(&ghost_id),
+        "room was told the ghost left"
+    );
     server.shutdown().await;
 }

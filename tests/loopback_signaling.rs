@@ -25,28 +25,37 @@ async fn malformed_and_out_of_order_messages_get_errors_and_keep_the_connection(
     ws.expect_error("bad_message").await;
     ws.send_json(json!({"type": "teleport"})).await;
     ws.expect_error("unknown_type").await;
-    ws.send_json(json!({"type": "publish_offer", "sdp": "v=0"})).await;
+    ws.send_json(json!({"type": "publish_offer", "sdp": "v=0"}))
+        .await;
     ws.expect_error("not_joined").await;
-    ws.send_json(json!({"type": "join", "version": 99, "room": "r", "name": "n"})).await;
+    ws.send_json(json!({"type": "join", "version": 99, "room": "r", "name": "n"}))
+        .await;
     ws.expect_error("unsupported_version").await;
-    ws.send_json(json!({"type": "join", "version": 1, "room": "no spaces!", "name": "n"})).await;
+    ws.send_json(json!({"type": "join", "version": 1, "room": "no spaces!", "name": "n"}))
+        .await;
     ws.expect_error("invalid_room").await;
-    ws.send_json(json!({"type": "join", "version": 1, "room": "r", "name": ""})).await;
+    ws.send_json(json!({"type": "join", "version": 1, "room": "r", "name": ""}))
+        .await;
     ws.expect_error("invalid_name").await;
     ws.stream.send_binary().await;
     ws.expect_error("bad_message").await;
     ws.assert_alive().await;
 
     ws.join("r", "tester").await;
-    ws.send_json(json!({"type": "join", "version": 1, "room": "r", "name": "again"})).await;
+    ws.send_json(json!({"type": "join", "version": 1, "room": "r", "name": "again"}))
+        .await;
     ws.expect_error("already_joined").await;
-    ws.send_json(json!({"type": "publish_offer", "sdp": "this is not sdp"})).await;
+    ws.send_json(json!({"type": "publish_offer", "sdp": "this is not sdp"}))
+        .await;
     ws.expect_error("invalid_sdp").await;
-    ws.send_json(json!({"type": "subscribe_answer", "sdp": "v=0\r\nnonsense"})).await;
+    ws.send_json(json!({"type": "subscribe_answer", "sdp": "v=0\r\nnonsense"}))
+        .await;
     ws.expect_error("invalid_sdp").await;
-    ws.send_json(json!({"type": "candidate", "pc": "subscribe", "candidate": "candidate:broken"})).await;
+    ws.send_json(json!({"type": "candidate", "pc": "subscribe", "candidate": "candidate:broken"}))
+        .await;
     ws.expect_error("invalid_candidate").await;
-    ws.send_json(json!({"type": "candidate", "pc": "sideways", "candidate": ""})).await;
+    ws.send_json(json!({"type": "candidate", "pc": "sideways", "candidate": ""}))
+        .await;
     ws.expect_error("bad_message").await;
     ws.send_json(json!({
         "type": "candidate", "pc": "publish",
@@ -54,7 +63,8 @@ async fn malformed_and_out_of_order_messages_get_errors_and_keep_the_connection(
     }))
     .await;
     ws.expect_error("invalid_candidate").await; // publish connection not negotiated
-    ws.send_json(json!({"type": "mute", "mid": "9", "muted": true})).await;
+    ws.send_json(json!({"type": "mute", "mid": "9", "muted": true}))
+        .await;
     ws.expect_error("unknown_track").await;
     ws.assert_alive().await;
     server.shutdown().await;
@@ -68,7 +78,10 @@ async fn an_oversize_message_closes_only_that_connection() {
     let huge = json!({"type": "publish_offer", "sdp": "x".repeat(100 * 1024)});
     ws.send_json(huge).await;
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.stream.next()).await.expect("closes") {
+        match tokio::time::timeout(Duration::from_secs(5), ws.stream.next())
+            .await
+            .expect("closes")
+        {
             Some(Ok(Message::Close(frame))) => break frame,
             Some(Ok(_)) => continue,
             _ => break None,
@@ -101,10 +114,16 @@ async fn garbage_in_one_room_does_not_disturb_a_call_in_another() {
     let media = server.workers()[0].candidate_addr;
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for i in 0..2000u32 {
-        let junk: Vec<u8> = (0..(i % 1400) as usize).map(|b| (b as u32 * 31 + i) as u8).collect();
+        let junk: Vec<u8> = (0..(i % 1400) as usize)
+            .map(|b| (b as u32 * 31 + i) as u8)
+            .collect();
         let _ = udp.send_to(&junk, media).await;
         if i % 100 == 0 {
-            attacker.send_text(&format!("{{\"type\":\"subscribe_answer\",\"sdp\":\"v=0 junk {i}\"}}")).await;
+            attacker
+                .send_text(&format!(
+                    "{{\"type\":\"subscribe_answer\",\"sdp\":\"v=0 junk {i}\"}}"
+                ))
+                .await;
         }
         if i % 200 == 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -113,8 +132,14 @@ async fn garbage_in_one_room_does_not_disturb_a_call_in_another() {
     for (me, call) in calls.into_iter().enumerate() {
         let report = call.await.unwrap().expect("bot ran");
         let other = 1 - me as u32;
-        let video = report.from_sender(other, MediaKind::Video).expect("video flowed");
-        assert!(video.packets > 100, "bot {me} got {} video packets", video.packets);
+        let video = report
+            .from_sender(other, MediaKind::Video)
+            .expect("video flowed");
+        assert!(
+            video.packets > 100,
+            "bot {me} got {} video packets",
+            video.packets
+        );
         assert_eq!(video.lost(), 0);
     }
     attacker.assert_alive().await;
@@ -132,7 +157,12 @@ async fn closing_the_socket_is_leaving() {
     let left = stayer
         .recv_until(|m| matches!(m, ServerMessage::ParticipantLeft { .. }))
         .await;
-    assert_eq!(left, ServerMessage::ParticipantLeft { participant_id: leaver_id });
+    assert_eq!(
+        left,
+        ServerMessage::ParticipantLeft {
+            participant_id: leaver_id
+        }
+    );
     server.shutdown().await;
 }
 
@@ -141,9 +171,13 @@ trait SendBinary {
     async fn send_binary(&mut self);
 }
 
-impl SendBinary for tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+impl SendBinary
+    for tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+{
     async fn send_binary(&mut self) {
         use futures_util::SinkExt;
-        self.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+        self.send(Message::Binary(vec![1, 2, 3].into()))
+            .await
+            .unwrap();
     }
 }

@@ -61,7 +61,9 @@ fn three_participants_receive_each_others_media_byte_for_byte() {
         }
         // Nobody receives their own media back.
         let own = sim.clients[receiver].id;
-        assert!(sim.clients[receiver].payloads_from(own, MediaKind::Audio).is_empty());
+        assert!(sim.clients[receiver]
+            .payloads_from(own, MediaKind::Audio)
+            .is_empty());
     }
     let stats = sim.core.stats();
     assert!(stats.rtp_packets_forwarded[1] >= 2 * stats.rtp_packets_in[1] - 12);
@@ -121,7 +123,11 @@ fn leaving_removes_the_participant_and_its_tracks() {
             last_offer.iter().all(|t| t.participant_id != carol_id),
             "carol's tracks are gone from the last offer"
         );
-        assert_eq!(last_offer.len(), 2, "the other publisher's two tracks remain");
+        assert_eq!(
+            last_offer.len(),
+            2,
+            "the other publisher's two tracks remain"
+        );
     }
     assert_eq!(sim.core.participant_count(), 2);
     assert_eq!(sim.core.peer_count(), 4);
@@ -149,7 +155,9 @@ fn a_lost_video_packet_is_retransmitted_after_nack() {
         }
         false
     }));
-    let before = sim.clients[1].payloads_from(sim.clients[0].id, MediaKind::Video).len();
+    let before = sim.clients[1]
+        .payloads_from(sim.clients[0].id, MediaKind::Video)
+        .len();
     sim.run(Duration::from_secs(2), true);
     sim.run(Duration::from_millis(500), false);
     let got = sim.clients[1].payloads_from(sim.clients[0].id, MediaKind::Video);
@@ -163,6 +171,8 @@ fn a_lost_video_packet_is_retransmitted_after_nack() {
         hi - lo + 1,
         "no gap in bob's video after the loss: the dropped packet was resent"
     );
-    assert!(counters != sorted, "the resent packet arrived out of order, as a retransmission does");
+    assert!(
+        counters != sorted,
+        "the resent packet arrived out of order, as a retransmission does"
+    );
 }
-

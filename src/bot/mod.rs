@@ -124,7 +124,7 @@ impl BotReport {
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error("websocket: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    WebSocket(#[from] Box<tokio_tungstenite::tungstenite::Error>),
     #[error("udp: {0}")]
     Io(#[from] std::io::Error),
     #[error("webrtc: {0}")]
@@ -142,12 +142,19 @@ struct Pc {
     pending: Option<SdpPendingOffer>,
 }
 
+impl From<tokio_tungstenite::tungstenite::Error> for BotError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        BotError::WebSocket(Box::new(e))
+    }
+}
+
 impl Pc {
     async fn new(now: Instant) -> Result<Self, BotError> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local = socket.local_addr()?;
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
-        let candidate = Candidate::host(local, "udp").map_err(|e| BotError::Protocol(e.to_string()))?;
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| BotError::Protocol(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         Ok(Pc {
             rtc,
@@ -248,11 +255,14 @@ impl Bot {
         let url = format!("ws://{}/ws", self.opts.http_addr);
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
         let (mut ws_tx, mut ws_rx) = ws.split();
-        send(&mut ws_tx, &ClientMessage::Join {
-            version: PROTOCOL_VERSION,
-            room: self.opts.room.clone(),
-            name: self.opts.name.clone(),
-        })
+        send(
+            &mut ws_tx,
+            &ClientMessage::Join {
+                version: PROTOCOL_VERSION,
+                room: self.opts.room.clone(),
+                name: self.opts.name.clone(),
+            },
+        )
         .await?;
         let end = self.opened_at + self.opts.duration;
         let stop_sending = end - self.opts.drain.min(self.opts.duration);
@@ -311,7 +321,11 @@ impl Bot {
     /// Feeds due timeouts and drains both connections, handling events.
     fn poll_connections(&mut self, now: Instant) -> Result<(), BotError> {
         for is_subscribe in [false, true] {
-            let pc = if is_subscribe { self.subscribe.as_mut() } else { self.publish.as_mut() };
+            let pc = if is_subscribe {
+                self.subscribe.as_mut()
+            } else {
+                self.publish.as_mut()
+            };
             let Some(pc) = pc else { continue };
             if pc.deadline <= now {
                 pc.rtc.handle_input(Input::Timeout(now))?;
@@ -335,7 +349,11 @@ impl Bot {
             return;
         };
         // Audio payloads carry the marker at offset 0, video after the VP8 prefix.
-        let kind = if payload.get(0..4) == Some(b"CSCD") { MediaKind::Audio } else { MediaKind::Video };
+        let kind = if payload.get(0..4) == Some(b"CSCD") {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        };
         self.report
             .received
             .entry((stamp.sender, kind))
@@ -349,7 +367,10 @@ impl Bot {
             .get_or_insert_with(|| now - self.opened_at);
     }
 
-    async fn handle_server_message(&mut self, message: ServerMessage) -> Result<Option<ClientMessage>, BotError> {
+    async fn handle_server_message(
+        &mut self,
+        message: ServerMessage,
+    ) -> Result<Option<ClientMessage>, BotError> {
         match message {
             ServerMessage::Joined { participant_id, .. } => {
                 self.report.participant_id = Some(participant_id);
@@ -358,7 +379,8 @@ impl Bot {
                 }
             }
             ServerMessage::PublishAnswer { sdp } => {
-                let answer = SdpAnswer::from_sdp_string(&sdp).map_err(|e| BotError::Protocol(e.to_string()))?;
+                let answer = SdpAnswer::from_sdp_string(&sdp)
+                    .map_err(|e| BotError::Protocol(e.to_string()))?;
                 if let Some(pc) = self.publish.as_mut() {
                     if let Some(pending) = pc.pending.take() {
                         pc.rtc.sdp_api().accept_answer(pending, answer)?;
@@ -369,7 +391,8 @@ impl Bot {
                 if self.subscribe.is_none() {
                     self.subscribe = Some(Pc::new(Instant::now()).await?);
                 }
-                let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| BotError::Protocol(e.to_string()))?;
+                let offer = SdpOffer::from_sdp_string(&sdp)
+                    .map_err(|e| BotError::Protocol(e.to_string()))?;
                 let pc = self.subscribe.as_mut().expect("created above");
                 let answer = pc.rtc.sdp_api().accept_offer(offer)?;
                 return Ok(Some(ClientMessage::SubscribeAnswer {
@@ -391,15 +414,27 @@ impl Bot {
         let mut api = pc.rtc.sdp_api();
         let mut tracks = Vec::new();
         if self.opts.publish_audio {
-            tracks.push((MediaKind::Audio, api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None)));
+            tracks.push((
+                MediaKind::Audio,
+                api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None),
+            ));
         }
         if self.opts.publish_video {
-            tracks.push((MediaKind::Video, api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None)));
+            tracks.push((
+                MediaKind::Video,
+                api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None),
+            ));
         }
-        let (offer, pending) = api.apply().ok_or_else(|| BotError::Protocol("nothing to offer".into()))?;
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| BotError::Protocol("nothing to offer".into()))?;
         pc.pending = Some(pending);
         for (kind, mid) in tracks {
-            let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+            let codec = if kind == MediaKind::Audio {
+                Codec::Opus
+            } else {
+                Codec::Vp8
+            };
             let pt = pc
                 .rtc
                 .codec_config()
@@ -443,12 +478,22 @@ impl Bot {
             match o.kind {
                 MediaKind::Audio => {
                     o.counter += 1;
-                    let stamp = Stamp { sender: self.opts.index, counter: o.counter, sent_micros: payload::now_micros() };
+                    let stamp = Stamp {
+                        sender: self.opts.index,
+                        counter: o.counter,
+                        sent_micros: payload::now_micros(),
+                    };
                     o.seq += 1;
                     let time = (o.counter * 960) as u32;
                     stream.write_rtp(
-                        RtpWrite::new(o.pt, o.seq.into(), time, now, payload::audio(stamp, self.opts.audio_packet_bytes))
-                            .marker(true),
+                        RtpWrite::new(
+                            o.pt,
+                            o.seq.into(),
+                            time,
+                            now,
+                            payload::audio(stamp, self.opts.audio_packet_bytes),
+                        )
+                        .marker(true),
                     );
                     self.report.sent_packets += 1;
                     o.next_at += Duration::from_millis(20);
@@ -462,11 +507,16 @@ impl Bot {
                     }
                     let size = self.opts.video_packet_bytes.max(64);
                     let packets = frame_bytes.div_ceil(size).max(1);
-                    let frame_number = o.next_at.duration_since(self.opened_at).as_millis() as u64 * 90;
+                    let frame_number =
+                        o.next_at.duration_since(self.opened_at).as_millis() as u64 * 90;
                     for i in 0..packets {
                         o.counter += 1;
                         o.seq += 1;
-                        let stamp = Stamp { sender: self.opts.index, counter: o.counter, sent_micros: payload::now_micros() };
+                        let stamp = Stamp {
+                            sender: self.opts.index,
+                            counter: o.counter,
+                            sent_micros: payload::now_micros(),
+                        };
                         let data = payload::video(stamp, i == 0, keyframe_due, size);
                         stream.write_rtp(
                             RtpWrite::new(o.pt, o.seq.into(), frame_number as u32, now, data)

@@ -29,8 +29,8 @@ use super::demux::Demux;
 use super::forward::{forwarded_extensions, match_payload_type};
 use super::ids::{ParticipantId, PeerKey, TrackId};
 use super::peer::Peer;
-use super::room::{KeyframeThrottle, Participant, PublishedTrack, Room, Subscription};
 use super::room::SubscriptionState;
+use super::room::{KeyframeThrottle, Participant, PublishedTrack, Room, Subscription};
 use super::stats::CoreStats;
 use crate::protocol::{PcKind, ServerMessage, PROTOCOL_VERSION};
 
@@ -349,7 +349,12 @@ impl MediaCore {
 
     /// Records that the track on publish-connection `mid` is (un)muted and
     /// tells the room.
-    pub fn set_muted(&mut self, id: ParticipantId, mid: &str, muted: bool) -> Result<(), MuteError> {
+    pub fn set_muted(
+        &mut self,
+        id: ParticipantId,
+        mid: &str,
+        muted: bool,
+    ) -> Result<(), MuteError> {
         let p = self.participants.get_mut(&id).ok_or(MuteError::NotJoined)?;
         let mid = Mid::from(mid);
         let track = p
@@ -524,7 +529,12 @@ impl MediaCore {
 
     // -------------------------------------------------------------- internals
 
-    fn add_peer(&mut self, mut rtc: Rtc, owner: ParticipantId, kind: PcKind) -> Result<PeerKey, String> {
+    fn add_peer(
+        &mut self,
+        mut rtc: Rtc,
+        owner: ParticipantId,
+        kind: PcKind,
+    ) -> Result<PeerKey, String> {
         let candidate =
             Candidate::host(self.config.candidate_addr, "udp").map_err(|e| e.to_string())?;
         rtc.add_local_candidate(candidate);
@@ -635,7 +645,13 @@ impl MediaCore {
     }
 
     /// A publish-connection m-line appeared or changed direction.
-    fn on_publish_media(&mut self, owner: ParticipantId, mid: Mid, kind: MediaKind, dir: Direction) {
+    fn on_publish_media(
+        &mut self,
+        owner: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        dir: Direction,
+    ) {
         let Some(p) = self.participants.get(&owner) else {
             return;
         };
@@ -710,7 +726,12 @@ impl MediaCore {
     }
 
     /// Takes `track` of `source` away from `subscriber`'s subscribe connection.
-    fn drop_subscription(&mut self, subscriber: ParticipantId, source: ParticipantId, track: TrackId) {
+    fn drop_subscription(
+        &mut self,
+        subscriber: ParticipantId,
+        source: ParticipantId,
+        track: TrackId,
+    ) {
         let Some(p) = self.participants.get_mut(&subscriber) else {
             return;
         };
@@ -772,7 +793,11 @@ impl MediaCore {
             return;
         };
         let ssrc = packet.header.ssrc;
-        let index = match publisher.published.iter().position(|t| t.ssrcs.contains(&ssrc)) {
+        let index = match publisher
+            .published
+            .iter()
+            .position(|t| t.ssrcs.contains(&ssrc))
+        {
             Some(i) => i,
             None => {
                 let Some(mid) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
@@ -792,7 +817,12 @@ impl MediaCore {
         let params = match track.params.iter().find(|(p, _)| *p == pt) {
             Some((_, params)) => *params,
             None => {
-                let Some(params) = peer.rtc.codec_config().params().iter().find(|p| p.pt() == pt)
+                let Some(params) = peer
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|p| p.pt() == pt)
                 else {
                     self.stats.rtp_dropped += 1;
                     return;
@@ -834,7 +864,8 @@ impl MediaCore {
                         .media(mid)
                         .map(|m| m.remote_pts().to_vec())
                         .unwrap_or_default();
-                    let out = match_payload_type(&params, peer.rtc.codec_config().params(), &accepted);
+                    let out =
+                        match_payload_type(&params, peer.rtc.codec_config().params(), &accepted);
                     sub.pts.insert(pt, out);
                     out
                 }
@@ -975,7 +1006,11 @@ impl MediaCore {
             .unwrap_or_default()
     }
 
-    pub(super) fn request_keyframes_for(&mut self, now: Instant, wanted: Vec<(ParticipantId, TrackId)>) {
+    pub(super) fn request_keyframes_for(
+        &mut self,
+        now: Instant,
+        wanted: Vec<(ParticipantId, TrackId)>,
+    ) {
         for (source, track) in wanted {
             self.request_keyframe(now, source, track);
         }

@@ -102,7 +102,10 @@ mod tests {
 
     #[test]
     fn parses_local_ufrag_from_binding_request() {
-        assert_eq!(stun_local_ufrag(&binding_request("srv1:cli9")), Some("srv1"));
+        assert_eq!(
+            stun_local_ufrag(&binding_request("srv1:cli9")),
+            Some("srv1")
+        );
     }
 
     #[test]
@@ -120,7 +123,10 @@ mod tests {
         demux.insert("srv1".into(), PeerKey(3));
         let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), None);
-        assert_eq!(demux.route(client, &binding_request("srv1:x")), Some(PeerKey(3)));
+        assert_eq!(
+            demux.route(client, &binding_request("srv1:x")),
+            Some(PeerKey(3))
+        );
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), Some(PeerKey(3)));
         demux.remove(PeerKey(3));
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), None);

@@ -30,7 +30,9 @@ impl FromStr for ParticipantId {
         if hex.len() != 16 {
             return Err(());
         }
-        u64::from_str_radix(hex, 16).map(ParticipantId).map_err(|_| ())
+        u64::from_str_radix(hex, 16)
+            .map(ParticipantId)
+            .map_err(|_| ())
     }
 }
 

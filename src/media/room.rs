@@ -54,7 +54,9 @@ impl Participant {
 
     /// The subscription (m-line of the subscribe connection) with this mid.
     pub fn subscription_by_mid(&self, mid: Mid) -> Option<&Subscription> {
-        self.subscriptions.iter().find(|s| s.state.mid() == Some(mid))
+        self.subscriptions
+            .iter()
+            .find(|s| s.state.mid() == Some(mid))
     }
 
     /// The m-lines a subscribe offer currently describes.

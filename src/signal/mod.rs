@@ -41,20 +41,32 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn index_html() -> impl IntoResponse {
-    static_file("text/html; charset=utf-8", include_str!("../../client/index.html"))
+    static_file(
+        "text/html; charset=utf-8",
+        include_str!("../../client/index.html"),
+    )
 }
 
 async fn app_js() -> impl IntoResponse {
-    static_file("text/javascript; charset=utf-8", include_str!("../../client/app.js"))
+    static_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../../client/app.js"),
+    )
 }
 
 async fn style_css() -> impl IntoResponse {
-    static_file("text/css; charset=utf-8", include_str!("../../client/style.css"))
+    static_file(
+        "text/css; charset=utf-8",
+        include_str!("../../client/style.css"),
+    )
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
 }

@@ -141,7 +141,12 @@ impl Session {
         }
     }
 
-    async fn join_on_worker(&self, worker: usize, room: &str, name: &str) -> Result<Joined, ServerMessage> {
+    async fn join_on_worker(
+        &self,
+        worker: usize,
+        room: &str,
+        name: &str,
+    ) -> Result<Joined, ServerMessage> {
         let rtc = build_rtc().await?;
         let id = ParticipantId::random();
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
@@ -173,9 +178,14 @@ impl Session {
         let (id, worker, publishing) = (joined.id, joined.worker, joined.publishing);
         match message {
             ClientMessage::PublishOffer { sdp } => {
-                let offer = SdpOffer::from_sdp_string(&sdp)
-                    .map_err(|e| error(ErrorCode::InvalidSdp, format!("cannot parse offer: {e}")))?;
-                let rtc = if publishing { None } else { Some(build_rtc().await?) };
+                let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| {
+                    error(ErrorCode::InvalidSdp, format!("cannot parse offer: {e}"))
+                })?;
+                let rtc = if publishing {
+                    None
+                } else {
+                    Some(build_rtc().await?)
+                };
                 let answer = self
                     .request(worker, |reply| Command::PublishOffer {
                         id,
@@ -193,11 +203,16 @@ impl Session {
                 }))
             }
             ClientMessage::SubscribeAnswer { sdp } => {
-                let answer = SdpAnswer::from_sdp_string(&sdp)
-                    .map_err(|e| error(ErrorCode::InvalidSdp, format!("cannot parse answer: {e}")))?;
-                self.request(worker, |reply| Command::SubscribeAnswer { id, answer, reply })
-                    .await?
-                    .map_err(answer_error)?;
+                let answer = SdpAnswer::from_sdp_string(&sdp).map_err(|e| {
+                    error(ErrorCode::InvalidSdp, format!("cannot parse answer: {e}"))
+                })?;
+                self.request(worker, |reply| Command::SubscribeAnswer {
+                    id,
+                    answer,
+                    reply,
+                })
+                .await?
+                .map_err(answer_error)?;
                 Ok(None)
             }
             ClientMessage::Candidate { pc, candidate } => {
@@ -239,14 +254,17 @@ impl Session {
     ) -> Result<T, ServerMessage> {
         let (reply, response) = oneshot::channel();
         let handle = &self.state.workers[worker];
-        handle.commands.try_send(command(reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                error(ErrorCode::ServerBusy, "the media worker is busy; try again")
-            }
-            mpsc::error::TrySendError::Closed(_) => {
-                error(ErrorCode::Fatal, "the media worker is not running")
-            }
-        })?;
+        handle
+            .commands
+            .try_send(command(reply))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    error(ErrorCode::ServerBusy, "the media worker is busy; try again")
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    error(ErrorCode::Fatal, "the media worker is not running")
+                }
+            })?;
         response
             .await
             .map_err(|_| error(ErrorCode::Fatal, "the media worker is not running"))
@@ -273,15 +291,23 @@ fn parse(text: &str) -> Result<ClientMessage, ServerMessage> {
         ));
     }
     let kind = kind.to_string();
-    serde_json::from_value(value)
-        .map_err(|e| error(ErrorCode::BadMessage, format!("invalid {kind} message: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        error(
+            ErrorCode::BadMessage,
+            format!("invalid {kind} message: {e}"),
+        )
+    })
 }
 
 fn parse_candidate(line: &str) -> Result<Candidate, ServerMessage> {
     let line = line.trim();
     let line = line.strip_prefix("a=").unwrap_or(line);
-    Candidate::from_sdp_string(line)
-        .map_err(|e| error(ErrorCode::InvalidCandidate, format!("cannot parse candidate: {e}")))
+    Candidate::from_sdp_string(line).map_err(|e| {
+        error(
+            ErrorCode::InvalidCandidate,
+            format!("cannot parse candidate: {e}"),
+        )
+    })
 }
 
 async fn build_rtc() -> Result<Box<Rtc>, ServerMessage> {
@@ -341,8 +367,14 @@ mod tests {
     fn parse_tells_bad_json_unknown_type_and_bad_fields_apart() {
         assert_eq!(code(parse("{nope")), Some(ErrorCode::BadMessage));
         assert_eq!(code(parse(r#"{"no":"type"}"#)), Some(ErrorCode::BadMessage));
-        assert_eq!(code(parse(r#"{"type":"dance"}"#)), Some(ErrorCode::UnknownType));
-        assert_eq!(code(parse(r#"{"type":"join","room":"a"}"#)), Some(ErrorCode::BadMessage));
+        assert_eq!(
+            code(parse(r#"{"type":"dance"}"#)),
+            Some(ErrorCode::UnknownType)
+        );
+        assert_eq!(
+            code(parse(r#"{"type":"join","room":"a"}"#)),
+            Some(ErrorCode::BadMessage)
+        );
         assert!(parse(r#"{"type":"ping","extra":1}"#).is_ok());
     }
 

@@ -93,7 +93,8 @@ pub fn spawn(
 fn bind_media_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WorkerStartError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let err = |source| WorkerStartError::Bind { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
     // Best effort: small buffers drop bursts (keyframes) before we read them.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
@@ -103,8 +104,16 @@ fn bind_media_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WorkerStar
 }
 
 /// The worker thread body.
-fn run(index: usize, socket: std::net::UdpSocket, config: CoreConfig, commands: mpsc::Receiver<Command>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+fn run(
+    index: usize,
+    socket: std::net::UdpSocket,
+    config: CoreConfig,
+    commands: mpsc::Receiver<Command>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(worker = index, error = %e, "cannot start worker runtime");
@@ -167,11 +176,7 @@ impl Worker {
     }
 
     /// Handles the first datagram and whatever else is already queued.
-    fn handle_datagrams(
-        &mut self,
-        first: std::io::Result<(usize, SocketAddr)>,
-        buf: &mut [u8],
-    ) {
+    fn handle_datagrams(&mut self, first: std::io::Result<(usize, SocketAddr)>, buf: &mut [u8]) {
         let now = Instant::now();
         let mut received = first;
         for _ in 0..RECV_BATCH {
@@ -188,7 +193,10 @@ impl Worker {
 
     async fn send_transmits(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            let result = match self.socket.try_send_to(&transmit.contents, transmit.destination) {
+            let result = match self
+                .socket
+                .try_send_to(&transmit.contents, transmit.destination)
+            {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.socket
                         .send_to(&transmit.contents, transmit.destination)
@@ -233,7 +241,8 @@ impl Worker {
                 return;
             }
             for id in slow {
-                self.core.leave(Instant::now(), id, LeaveReason::SlowConsumer);
+                self.core
+                    .leave(Instant::now(), id, LeaveReason::SlowConsumer);
             }
         }
     }

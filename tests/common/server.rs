@@ -26,12 +26,17 @@ pub struct Ws {
 impl Ws {
     pub async fn connect(server: &Server) -> Ws {
         let url = format!("ws://{}/ws", server.http_addr());
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connects");
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
         Ws { stream }
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.stream.send(Message::Text(text.into())).await.expect("send");
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_json(&mut self, value: serde_json::Value) {
@@ -47,7 +52,9 @@ impl Ws {
                 .expect("a server message within 10 s");
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    return Some(serde_json::from_str(text.as_str()).expect("server sends valid JSON"))
+                    return Some(
+                        serde_json::from_str(text.as_str()).expect("server sends valid JSON"),
+                    )
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
@@ -56,7 +63,10 @@ impl Ws {
     }
 
     /// Skips messages until one matches.
-    pub async fn recv_until(&mut self, mut want: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+    pub async fn recv_until(
+        &mut self,
+        mut want: impl FnMut(&ServerMessage) -> bool,
+    ) -> ServerMessage {
         loop {
             let m = self.recv().await.expect("socket still open");
             if want(&m) {
@@ -67,7 +77,10 @@ impl Ws {
 
     /// Expects an `error` with `code` next (skipping other messages).
     pub async fn expect_error(&mut self, code: &str) -> String {
-        match self.recv_until(|m| matches!(m, ServerMessage::Error { .. })).await {
+        match self
+            .recv_until(|m| matches!(m, ServerMessage::Error { .. }))
+            .await
+        {
             ServerMessage::Error { code: c, message } => {
                 let got = serde_json::to_value(c).unwrap();
                 assert_eq!(got, code, "error code (message: {message})");
@@ -85,9 +98,14 @@ impl Ws {
 
     /// Joins `room` and returns the participant id.
     pub async fn join(&mut self, room: &str, name: &str) -> String {
-        self.send_json(serde_json::json!({"type": "join", "version": 1, "room": room, "name": name}))
-            .await;
-        match self.recv_until(|m| matches!(m, ServerMessage::Joined { .. })).await {
+        self.send_json(
+            serde_json::json!({"type": "join", "version": 1, "room": room, "name": name}),
+        )
+        .await;
+        match self
+            .recv_until(|m| matches!(m, ServerMessage::Joined { .. }))
+            .await
+        {
             ServerMessage::Joined { participant_id, .. } => participant_id,
             _ => unreachable!(),
         }

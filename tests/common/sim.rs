@@ -127,7 +127,9 @@ impl Sim {
     pub fn join(&mut self, room: &str, name: &str) -> usize {
         let id = ParticipantId::random();
         let server_rtc = cascade::media::server_rtc(self.now);
-        self.core.join(self.now, id, room, name, server_rtc).expect("join");
+        self.core
+            .join(self.now, id, room, name, server_rtc)
+            .expect("join");
         self.clients.push(SimClient {
             name: name.to_string(),
             id,
@@ -161,7 +163,10 @@ impl Sim {
             .publish_offer(self.now, id, Some(server_rtc), offer)
             .expect("publish offer accepted");
         let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
-        pc.rtc.sdp_api().accept_answer(pending, answer).expect("answer");
+        pc.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer");
         let client = &mut self.clients[index];
         client.publish = Some(pc);
         client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
@@ -185,14 +190,20 @@ impl Sim {
     pub fn send_media(&mut self) {
         let now = self.now;
         for client in self.clients.iter_mut() {
-            let Some(pc) = client.publish.as_mut() else { continue };
+            let Some(pc) = client.publish.as_mut() else {
+                continue;
+            };
             if !pc.connected {
                 continue;
             }
             client.sent += 1;
             let n = client.sent;
             for (kind, mid) in client.publish_mids.clone() {
-                let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+                let codec = if kind == MediaKind::Audio {
+                    Codec::Opus
+                } else {
+                    Codec::Vp8
+                };
                 let pt = payload_type(&pc.rtc, codec);
                 let mut payload = format!("{}:{:?}:{n}:", client.name, kind).into_bytes();
                 // Video packets near full size, like real ones.
@@ -262,9 +273,14 @@ impl Sim {
         self.core.flush(now);
         self.core.handle_timeout(now);
         for client in self.clients.iter_mut() {
-            for pc in [client.publish.as_mut(), client.subscribe.as_mut()].into_iter().flatten() {
+            for pc in [client.publish.as_mut(), client.subscribe.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 if pc.deadline <= now {
-                    pc.rtc.handle_input(Input::Timeout(now)).expect("client timeout");
+                    pc.rtc
+                        .handle_input(Input::Timeout(now))
+                        .expect("client timeout");
                 }
             }
         }
@@ -281,12 +297,16 @@ impl Sim {
     fn deliver(&mut self, transmit: Transmit) {
         let now = self.now;
         if transmit.destination == self.server_addr {
-            self.core.handle_receive(now, transmit.source, &transmit.contents);
+            self.core
+                .handle_receive(now, transmit.source, &transmit.contents);
             return;
         }
         for client in self.clients.iter_mut() {
             let mut delivered = false;
-            for pc in [client.publish.as_mut(), client.subscribe.as_mut()].into_iter().flatten() {
+            for pc in [client.publish.as_mut(), client.subscribe.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 if pc.addr == transmit.destination {
                     let input = Input::Receive(
                         now,
@@ -324,12 +344,17 @@ impl Sim {
                 if self.drop_filter.as_mut().is_some_and(|f| f(&t)) {
                     continue;
                 }
-                self.network.push_back(InFlight { at: now + LATENCY, transmit: t });
+                self.network.push_back(InFlight {
+                    at: now + LATENCY,
+                    transmit: t,
+                });
             }
             while let Some(out) = self.core.poll_signal() {
                 match out {
                     SignalOut::Message(to, message) => {
-                        let Some(index) = self.clients.iter().position(|c| c.id == to) else { continue };
+                        let Some(index) = self.clients.iter().position(|c| c.id == to) else {
+                            continue;
+                        };
                         if let ServerMessage::SubscribeOffer { sdp, tracks } = &message {
                             offers.push((index, sdp.clone(), tracks.clone()));
                         }
@@ -359,19 +384,28 @@ impl Sim {
         let client = &mut self.clients[index];
         let pc = client.subscribe.as_mut().unwrap();
         let offer = SdpOffer::from_sdp_string(sdp).expect("server offer parses");
-        let answer = pc.rtc.sdp_api().accept_offer(offer).expect("client accepts server offer");
+        let answer = pc
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("client accepts server offer");
         for t in tracks {
             client.subscribed.insert(Mid::from(t.mid.as_str()), t);
         }
         let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
         let id = client.id;
-        self.core.subscribe_answer(self.now, id, answer).expect("server accepts answer");
+        self.core
+            .subscribe_answer(self.now, id, answer)
+            .expect("server accepts answer");
     }
 }
 
 /// Polls both of a client's connections until they wait for time.
 fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InFlight>) {
-    for (is_sub, pc) in [(false, client.publish.as_mut()), (true, client.subscribe.as_mut())] {
+    for (is_sub, pc) in [
+        (false, client.publish.as_mut()),
+        (true, client.subscribe.as_mut()),
+    ] {
         let Some(pc) = pc else { continue };
         loop {
             match pc.rtc.poll_output().expect("client poll") {
@@ -385,7 +419,11 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
                 }),
                 Output::Event(Event::Connected) => pc.connected = true,
                 Output::Event(Event::RtpPacket(p)) if is_sub => {
-                    let mid = pc.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                    let mid = pc
+                        .rtc
+                        .direct_api()
+                        .stream_rx(&p.header.ssrc)
+                        .map(|s| s.mid());
                     if let Some(mid) = mid {
                         client.received.push(Received {
                             mid,
@@ -394,7 +432,9 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
                         });
                     }
                 }
-                Output::Event(Event::KeyframeRequest(_)) if !is_sub => client.keyframe_requests += 1,
+                Output::Event(Event::KeyframeRequest(_)) if !is_sub => {
+                    client.keyframe_requests += 1
+                }
                 Output::Event(_) => {}
             }
         }
