@@ -30,7 +30,9 @@ use super::forward::{forwarded_extensions, match_payload_type};
 use super::ids::{ParticipantId, PeerKey, TrackId};
 use super::peer::Peer;
 use super::room::SubscriptionState;
-use super::room::{KeyframeThrottle, Participant, PublishedTrack, Room, Subscription};
+use super::room::{
+    KeyframeThrottle, Participant, ParticipantMode, PublishedTrack, Room, Subscription,
+};
 use super::stats::CoreStats;
 use crate::protocol::{PcKind, ServerMessage, PROTOCOL_VERSION};
 
@@ -107,6 +109,8 @@ pub enum SignalOut {
 pub enum JoinError {
     #[error("this participant has already joined")]
     AlreadyJoined,
+    #[error("no such participant in this room")]
+    NoSuchParticipant,
     #[error("could not set up the connection: {0}")]
     Setup(String),
 }
@@ -116,8 +120,10 @@ pub enum JoinError {
 pub enum OfferError {
     #[error("not joined")]
     NotJoined,
-    #[error("no publish connection was provided for the first offer")]
+    #[error("no connection was provided for the first offer")]
     NoPublishConnection,
+    #[error("this participant cannot offer on that connection")]
+    WrongConnection,
     #[error("could not set up the connection: {0}")]
     Setup(String),
     #[error("the offer was rejected: {0}")]
@@ -200,9 +206,9 @@ impl MediaCore {
 
     // ---------------------------------------------------------------- commands
 
-    /// Adds a participant to `room` with its (not yet negotiated) subscribe
-    /// connection. The participant gets `joined` and its first subscribe offer;
-    /// the room gets `participant_joined`.
+    /// Adds a bundled-client participant to `room` with its (not yet
+    /// negotiated) subscribe connection. The participant gets `joined` and its
+    /// first subscribe offer; the room gets `participant_joined`.
     pub fn join(
         &mut self,
         now: Instant,
@@ -211,12 +217,40 @@ impl MediaCore {
         name: &str,
         subscribe_rtc: Rtc,
     ) -> Result<(), JoinError> {
+        self.join_as(now, id, room, name, ParticipantMode::Full, Some(subscribe_rtc))
+    }
+
+    /// Adds a participant in any [`ParticipantMode`]. Only `Full` takes a
+    /// subscribe connection here; a WHEP viewer's comes with its offer
+    /// ([`MediaCore::client_offer`]).
+    pub fn join_as(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        room: &str,
+        name: &str,
+        mode: ParticipantMode,
+        subscribe_rtc: Option<Rtc>,
+    ) -> Result<(), JoinError> {
         if self.participants.contains_key(&id) {
             return Err(JoinError::AlreadyJoined);
         }
-        let subscribe_peer = self
-            .add_peer(subscribe_rtc, id, PcKind::Subscribe)
-            .map_err(JoinError::Setup)?;
+        if let ParticipantMode::Viewer { follow: Some(f) } = mode {
+            let present = self.participants.get(&f).is_some_and(|p| p.room == room);
+            if !present {
+                return Err(JoinError::NoSuchParticipant);
+            }
+        }
+        let subscribe_peer = match (mode, subscribe_rtc) {
+            (ParticipantMode::Full, Some(rtc)) => Some(
+                self.add_peer(rtc, id, PcKind::Subscribe)
+                    .map_err(JoinError::Setup)?,
+            ),
+            (ParticipantMode::Full, None) => {
+                return Err(JoinError::Setup("no subscribe connection".into()))
+            }
+            _ => None,
+        };
         let members = &mut self.rooms.entry(room.to_string()).or_default().members;
         let others = members.clone();
         members.push(id);
@@ -228,6 +262,9 @@ impl MediaCore {
                 continue;
             };
             existing.push(o.info());
+            if mode != ParticipantMode::Full {
+                continue;
+            }
             for track in &mut o.published {
                 track.subscribers.push(id);
                 subscriptions.push(Subscription::new(*other, track.id, track.kind));
@@ -237,6 +274,7 @@ impl MediaCore {
             id,
             name: name.to_string(),
             room: room.to_string(),
+            mode,
             subscribe_peer,
             publish_peer: None,
             published: Vec::new(),
@@ -282,16 +320,42 @@ impl MediaCore {
         rtc: Option<Rtc>,
         offer: SdpOffer,
     ) -> Result<SdpAnswer, OfferError> {
+        self.client_offer(now, id, PcKind::Publish, rtc, offer)
+    }
+
+    /// Applies a client's offer on connection `pc` (publish for everyone,
+    /// subscribe for a WHEP viewer) and returns the answer. The first offer
+    /// on a connection must come with its `Rtc`.
+    pub fn client_offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        pc: PcKind,
+        rtc: Option<Rtc>,
+        offer: SdpOffer,
+    ) -> Result<SdpAnswer, OfferError> {
         let participant = self.participants.get(&id).ok_or(OfferError::NotJoined)?;
-        let key = match participant.publish_peer {
+        let existing = match pc {
+            PcKind::Publish if participant.mode == ParticipantMode::PublishOnly
+                || participant.mode == ParticipantMode::Full =>
+            {
+                participant.publish_peer
+            }
+            PcKind::Subscribe if matches!(participant.mode, ParticipantMode::Viewer { .. }) => {
+                participant.subscribe_peer
+            }
+            _ => return Err(OfferError::WrongConnection),
+        };
+        let key = match existing {
             Some(key) => key,
             None => {
                 let rtc = rtc.ok_or(OfferError::NoPublishConnection)?;
-                let key = self
-                    .add_peer(rtc, id, PcKind::Publish)
-                    .map_err(OfferError::Setup)?;
+                let key = self.add_peer(rtc, id, pc).map_err(OfferError::Setup)?;
                 if let Some(p) = self.participants.get_mut(&id) {
-                    p.publish_peer = Some(key);
+                    match pc {
+                        PcKind::Publish => p.publish_peer = Some(key),
+                        PcKind::Subscribe => p.subscribe_peer = Some(key),
+                    }
                 }
                 key
             }
@@ -333,7 +397,7 @@ impl MediaCore {
             .get(&id)
             .ok_or(CandidateError::NotJoined)?;
         let key = match pc {
-            PcKind::Subscribe => Some(p.subscribe_peer),
+            PcKind::Subscribe => p.subscribe_peer,
             PcKind::Publish => p.publish_peer,
         }
         .ok_or(CandidateError::NoSuchConnection)?;
@@ -547,6 +611,10 @@ impl MediaCore {
         Ok(key)
     }
 
+    pub(super) fn register_ufrag(&mut self, ufrag: String, key: PeerKey) {
+        self.demux.insert(ufrag, key);
+    }
+
     pub(super) fn mark_dirty(&mut self, key: PeerKey) {
         if let Some(peer) = self.peers.get_mut(&key) {
             if !peer.dirty {
@@ -608,6 +676,10 @@ impl MediaCore {
                     self.on_publish_media(owner, changed.mid, kind, changed.direction);
                 }
             }
+            (PcKind::Subscribe, Event::MediaAdded(added)) => {
+                // A WHEP viewer offered an m-line to receive on.
+                self.add_slot(owner, added.mid, added.kind);
+            }
             (PcKind::Subscribe, Event::KeyframeRequest(req)) => {
                 self.stats.keyframe_requests_received += 1;
                 let source = self
@@ -621,6 +693,9 @@ impl MediaCore {
             }
             (_, Event::Connected) => {
                 tracing::debug!(participant = %owner, pc = ?kind, "connected");
+                if let Some(p) = self.participants.get_mut(&owner) {
+                    p.connected = true;
+                }
                 if kind == PcKind::Subscribe {
                     self.on_subscriber_connected(now, owner);
                 }
@@ -671,9 +746,20 @@ impl MediaCore {
         };
         let room = p.room.clone();
         let others = self.room_members_except(&room, owner);
+        // Bundled clients get an m-line per track; WHEP viewers may pick the
+        // track up for a slot below; WHIP publishers receive nothing.
+        let mut full = Vec::with_capacity(others.len());
+        let mut viewers = Vec::new();
         for other in &others {
             if let Some(o) = self.participants.get_mut(other) {
-                o.subscriptions.push(Subscription::new(owner, id, kind));
+                match o.mode {
+                    ParticipantMode::Full => {
+                        o.subscriptions.push(Subscription::new(owner, id, kind));
+                        full.push(*other);
+                    }
+                    ParticipantMode::Viewer { .. } => viewers.push(*other),
+                    ParticipantMode::PublishOnly => {}
+                }
             }
         }
         let track = PublishedTrack {
@@ -683,7 +769,7 @@ impl MediaCore {
             muted: false,
             ssrcs: Vec::new(),
             params: Vec::new(),
-            subscribers: others.clone(),
+            subscribers: full,
             keyframes: KeyframeThrottle::default(),
         };
         let info = track.info();
@@ -700,6 +786,9 @@ impl MediaCore {
                 },
             );
             self.negotiate(other);
+        }
+        for viewer in viewers {
+            self.assign_slots(viewer);
         }
     }
 
@@ -737,10 +826,15 @@ impl MediaCore {
         };
         for sub in p.subscriptions.iter_mut() {
             if sub.source == source && sub.track == track {
-                sub.removed = true;
+                if sub.slot {
+                    sub.detached = true;
+                } else {
+                    sub.removed = true;
+                }
             }
         }
         self.negotiate(subscriber);
+        self.assign_slots(subscriber);
     }
 
     fn remove_participant(&mut self, id: ParticipantId, reason: LeaveReason) {
@@ -749,7 +843,7 @@ impl MediaCore {
         };
         tracing::debug!(participant = %id, reason = reason.as_str(), "participant removed");
         self.stats.leaves += 1;
-        for key in std::iter::once(p.subscribe_peer).chain(p.publish_peer) {
+        for key in p.subscribe_peer.into_iter().chain(p.publish_peer) {
             if let Some(mut peer) = self.peers.remove(&key) {
                 peer.rtc.disconnect();
             }
@@ -852,7 +946,9 @@ impl MediaCore {
             let SubscriptionState::Open(mid) = sub.state else {
                 continue; // not negotiated yet
             };
-            let key = subscriber.subscribe_peer;
+            let Some(key) = subscriber.subscribe_peer else {
+                continue;
+            };
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
             };
@@ -878,6 +974,9 @@ impl MediaCore {
                 self.stats.rtp_dropped += 1;
                 continue;
             };
+            let timestamp = sub
+                .timestamps
+                .rewrite(ssrc, packet.header.timestamp, frame_step(&params));
             let mut api = peer.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 self.stats.rtp_dropped += 1;
@@ -887,7 +986,7 @@ impl MediaCore {
                 RtpWrite::new(
                     out_pt,
                     seq.into(),
-                    packet.header.timestamp,
+                    timestamp,
                     packet.timestamp,
                     packet.payload.clone(),
                 )
@@ -933,13 +1032,10 @@ impl MediaCore {
     }
 
     fn on_subscriber_connected(&mut self, now: Instant, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.participants.get(&id) else {
             return;
         };
-        if !p.connected {
-            p.connected = true;
-            self.stats.subscribers_connected += 1;
-        }
+        self.stats.subscribers_connected += 1;
         let wanted: Vec<(ParticipantId, TrackId)> = p
             .subscriptions
             .iter()
@@ -999,7 +1095,11 @@ impl MediaCore {
         }
     }
 
-    fn room_members_except(&self, room: &str, except: ParticipantId) -> Vec<ParticipantId> {
+    pub(super) fn room_members_except(
+        &self,
+        room: &str,
+        except: ParticipantId,
+    ) -> Vec<ParticipantId> {
         self.rooms
             .get(room)
             .map(|r| r.members.iter().copied().filter(|m| *m != except).collect())
@@ -1014,5 +1114,16 @@ impl MediaCore {
         for (source, track) in wanted {
             self.request_keyframe(now, source, track);
         }
+    }
+}
+
+/// A plausible RTP timestamp gap between frames of `params`' codec: one
+/// 20 ms audio frame, one 30 fps video frame. Used to keep timestamps moving
+/// forward when a WHEP slot switches source.
+fn frame_step(params: &str0m::format::PayloadParams) -> u32 {
+    let rate = params.spec().clock_rate.get();
+    match params.spec().codec.is_audio() {
+        true => rate / 50,
+        false => rate / 30,
     }
 }

@@ -42,6 +42,33 @@ impl SeqRewriter {
     }
 }
 
+/// Keeps a subscriber stream's RTP timestamps continuous across source changes.
+///
+/// The first source passes through unchanged. When the SSRC changes (a WHEP
+/// viewer switching publisher), the offset is rebased so the new source's
+/// first packet lands one `step` after the last timestamp sent.
+#[derive(Debug, Default, Clone)]
+pub struct TimestampRewriter {
+    source: Option<Ssrc>,
+    offset: u32,
+    last_out: Option<u32>,
+}
+
+impl TimestampRewriter {
+    pub fn rewrite(&mut self, ssrc: Ssrc, timestamp: u32, step: u32) -> u32 {
+        if self.source != Some(ssrc) {
+            self.source = Some(ssrc);
+            self.offset = match self.last_out {
+                Some(last) => last.wrapping_add(step).wrapping_sub(timestamp),
+                None => 0,
+            };
+        }
+        let out = timestamp.wrapping_add(self.offset);
+        self.last_out = Some(out);
+        out
+    }
+}
+
 /// Caches which subscriber payload type carries a publisher payload type.
 ///
 /// Publisher and subscriber negotiate their payload type numbers separately,
@@ -138,6 +165,15 @@ mod tests {
         rw.rewrite(Ssrc::from(1), 11);
         assert_eq!(rw.rewrite(Ssrc::from(2), 9_000), Some(3));
         assert_eq!(rw.rewrite(Ssrc::from(2), 9_001), Some(4));
+    }
+
+    #[test]
+    fn timestamps_pass_through_then_continue_across_a_source_switch() {
+        let mut ts = TimestampRewriter::default();
+        assert_eq!(ts.rewrite(Ssrc::from(1), 1000, 3000), 1000);
+        assert_eq!(ts.rewrite(Ssrc::from(1), 4000, 3000), 4000);
+        assert_eq!(ts.rewrite(Ssrc::from(2), u32::MAX - 5, 3000), 7000);
+        assert_eq!(ts.rewrite(Ssrc::from(2), 2, 3000), 7008, "wraps like RTP");
     }
 
     #[test]

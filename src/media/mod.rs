@@ -7,7 +7,8 @@
 //! tests run one with str0m clients and fake time.
 //!
 //! - [`core`]: [`MediaCore`], the entry point, and the forwarding path;
-//! - [`negotiate`]: server-initiated renegotiation of subscribe connections;
+//! - `negotiate`: server-initiated renegotiation of subscribe connections;
+//! - `viewer`: WHEP viewers' slots and which publisher feeds them;
 //! - [`room`]: rooms, participants, tracks, subscriptions (plain data);
 //! - [`forward`]: per-subscriber sequence and payload-type rewriting;
 //! - [`demux`]: which peer connection a datagram is for;
@@ -18,6 +19,7 @@ pub mod demux;
 pub mod forward;
 pub mod ids;
 mod negotiate;
+mod viewer;
 pub mod peer;
 pub mod room;
 pub mod stats;
@@ -27,6 +29,7 @@ pub use self::core::{
     OfferError, SignalOut,
 };
 pub use ids::{ParticipantId, PeerKey, TrackId};
+pub use room::ParticipantMode;
 pub use stats::CoreStats;
 
 /// A str0m `Rtc` configured the way Cascade's server side needs it: ICE-lite,

@@ -13,7 +13,7 @@ use str0m::media::{Direction, MediaKind};
 
 use super::core::{AnswerError, MediaCore};
 use super::ids::{ParticipantId, TrackId};
-use super::room::SubscriptionState;
+use super::room::{ParticipantMode, SubscriptionState};
 use crate::protocol::ServerMessage;
 
 /// Label of the data channel every subscribe connection carries, so that it
@@ -27,10 +27,10 @@ impl MediaCore {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        if p.pending_offer.is_some() {
+        if p.pending_offer.is_some() || p.mode != ParticipantMode::Full {
             return;
         }
-        let Some(peer) = self.peers.get_mut(&p.subscribe_peer) else {
+        let Some(peer) = p.subscribe_peer.and_then(|key| self.peers.get_mut(&key)) else {
             return;
         };
         // Removed before ever being offered: nothing to tell the client.
@@ -71,7 +71,9 @@ impl MediaCore {
             sdp: offer.to_sdp_string(),
             tracks: p.offered_tracks(),
         };
-        let key = p.subscribe_peer;
+        let Some(key) = p.subscribe_peer else {
+            return;
+        };
         self.stats.subscribe_offers += 1;
         self.signal(id, message);
         self.mark_dirty(key);
@@ -90,12 +92,9 @@ impl MediaCore {
             .get_mut(&id)
             .ok_or(AnswerError::NotJoined)?;
         let pending = p.pending_offer.take().ok_or(AnswerError::NoPendingOffer)?;
-        let peer = self
-            .peers
-            .get_mut(&p.subscribe_peer)
-            .ok_or(AnswerError::NotJoined)?;
+        let key = p.subscribe_peer.ok_or(AnswerError::NoPendingOffer)?;
+        let peer = self.peers.get_mut(&key).ok_or(AnswerError::NotJoined)?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
-        let key = p.subscribe_peer;
         let mut opened: Vec<(ParticipantId, TrackId)> = Vec::new();
         match &result {
             Ok(()) => {

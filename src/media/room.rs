@@ -9,7 +9,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 
-use super::forward::{PtMap, SeqRewriter};
+use super::forward::{PtMap, SeqRewriter, TimestampRewriter};
 use super::ids::{ParticipantId, PeerKey, TrackId};
 use crate::protocol::{ParticipantInfo, SubscribedTrack, TrackInfo};
 
@@ -19,12 +19,27 @@ pub struct Room {
     pub members: Vec<ParticipantId>,
 }
 
-/// One participant: a subscribe connection, maybe a publish connection.
+/// How a participant connects, which decides what it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantMode {
+    /// The bundled client: a publish connection the client offers and a
+    /// subscribe connection the server offers, with one m-line per remote
+    /// track, renegotiated as tracks come and go.
+    Full,
+    /// A WHIP publisher: publishes only.
+    PublishOnly,
+    /// A WHEP viewer: receives on the m-lines it offered ("slots"), each fed
+    /// by one publisher track: `follow`'s, or the earliest-joined publisher's.
+    Viewer { follow: Option<ParticipantId> },
+}
+
+/// One participant and its peer connections.
 pub struct Participant {
     pub id: ParticipantId,
     pub name: String,
     pub room: String,
-    pub subscribe_peer: PeerKey,
+    pub mode: ParticipantMode,
+    pub subscribe_peer: Option<PeerKey>,
     pub publish_peer: Option<PeerKey>,
     pub published: Vec<PublishedTrack>,
     pub subscriptions: Vec<Subscription>,
@@ -33,7 +48,7 @@ pub struct Participant {
     /// Whether the subscribe connection's data channel was negotiated.
     pub channel_negotiated: bool,
     pub joined_at: Instant,
-    /// Set when the subscribe connection first completed ICE + DTLS.
+    /// Set when a connection of this participant first completed ICE + DTLS.
     pub connected: bool,
     /// Since when ICE reports the participant disconnected, if it does.
     pub disconnected_since: Option<Instant>,
@@ -131,6 +146,11 @@ impl KeyframeThrottle {
         }
     }
 
+    /// Asks for a keyframe at the next opportunity (the core's housekeeping).
+    pub fn want(&mut self) {
+        self.deferred = true;
+    }
+
     /// Whether a deferred request is now due (and marks it sent).
     pub fn due(&mut self, now: Instant, interval: std::time::Duration) -> bool {
         self.deferred && self.request(now, interval)
@@ -145,7 +165,12 @@ pub struct Subscription {
     pub state: SubscriptionState,
     /// The source track is gone; stop the m-line once negotiation allows.
     pub removed: bool,
+    /// A WHEP slot: an m-line the client offered, whose source may change.
+    pub slot: bool,
+    /// A slot currently without a source (`source`/`track` are stale).
+    pub detached: bool,
     pub seq: SeqRewriter,
+    pub timestamps: TimestampRewriter,
     pub pts: PtMap,
 }
 
@@ -157,8 +182,21 @@ impl Subscription {
             kind,
             state: SubscriptionState::ToAdd,
             removed: false,
+            slot: false,
+            detached: false,
             seq: SeqRewriter::default(),
+            timestamps: TimestampRewriter::default(),
             pts: PtMap::default(),
+        }
+    }
+
+    /// A WHEP slot on client-offered `mid`, waiting for a source.
+    pub fn slot(mid: Mid, kind: MediaKind) -> Self {
+        Subscription {
+            state: SubscriptionState::Open(mid),
+            slot: true,
+            detached: true,
+            ..Subscription::new(ParticipantId(0), TrackId(u64::MAX), kind)
         }
     }
 }

@@ -10,7 +10,9 @@ use str0m::{Candidate, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
-use crate::media::{self, AnswerError, CandidateError, MuteError, OfferError, ParticipantId};
+use crate::media::{
+    self, AnswerError, CandidateError, MuteError, OfferError, ParticipantId, ParticipantMode,
+};
 use crate::protocol::{
     valid_display_name, valid_room_name, ClientMessage, ErrorCode, PcKind, ServerMessage,
     PROTOCOL_VERSION,
@@ -156,7 +158,8 @@ impl Session {
                 id,
                 room: room_owned,
                 name: name_owned,
-                rtc,
+                mode: ParticipantMode::Full,
+                rtc: Some(rtc),
                 outbox,
                 reply,
             })
@@ -187,8 +190,9 @@ impl Session {
                     Some(build_rtc().await?)
                 };
                 let answer = self
-                    .request(worker, |reply| Command::PublishOffer {
+                    .request(worker, |reply| Command::ClientOffer {
                         id,
+                        pc: PcKind::Publish,
                         rtc,
                         offer,
                         reply,
@@ -320,7 +324,9 @@ fn offer_error(e: OfferError) -> ServerMessage {
     let code = match e {
         OfferError::NotJoined => ErrorCode::NotJoined,
         OfferError::InvalidSdp(_) => ErrorCode::InvalidSdp,
-        OfferError::NoPublishConnection | OfferError::Setup(_) => ErrorCode::Fatal,
+        OfferError::NoPublishConnection | OfferError::WrongConnection | OfferError::Setup(_) => {
+            ErrorCode::Fatal
+        }
     };
     error(code, e.to_string())
 }

@@ -1,29 +1,34 @@
 //! Messages from the control plane to a media worker.
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::{Candidate, Rtc};
+use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media::{
     AnswerError, CandidateError, CoreStats, JoinError, MuteError, OfferError, ParticipantId,
+    ParticipantMode,
 };
 use crate::protocol::{PcKind, ServerMessage};
 
 /// A request to a worker. Replies travel on the embedded oneshot; a dropped
 /// reply sender means the worker is gone.
 pub enum Command {
-    /// Join a room with a subscribe connection built off the worker thread.
+    /// Join a room. A bundled-client participant (`ParticipantMode::Full`)
+    /// brings its subscribe connection, built off the worker thread.
     Join {
         id: ParticipantId,
         room: String,
         name: String,
-        rtc: Box<Rtc>,
+        mode: ParticipantMode,
+        rtc: Option<Box<Rtc>>,
         outbox: mpsc::Sender<ServerMessage>,
         reply: oneshot::Sender<Result<(), JoinError>>,
     },
-    /// Apply a publish offer; `rtc` is needed until the first one succeeded.
-    PublishOffer {
+    /// Apply a client offer on connection `pc`; `rtc` is needed until the
+    /// first one succeeded.
+    ClientOffer {
         id: ParticipantId,
+        pc: PcKind,
         rtc: Option<Box<Rtc>>,
         offer: SdpOffer,
         reply: oneshot::Sender<Result<SdpAnswer, OfferError>>,
@@ -38,6 +43,13 @@ pub enum Command {
         pc: PcKind,
         candidate: Candidate,
         reply: oneshot::Sender<Result<(), CandidateError>>,
+    },
+    /// ICE restart with the client's new credentials; replies with ours.
+    RestartIce {
+        id: ParticipantId,
+        pc: PcKind,
+        remote: IceCreds,
+        reply: oneshot::Sender<Result<IceCreds, CandidateError>>,
     },
     Mute {
         id: ParticipantId,

@@ -255,25 +255,39 @@ impl Worker {
                 id,
                 room,
                 name,
+                mode,
                 rtc,
                 outbox,
                 reply,
             } => {
                 // Register the outbox first: join queues `joined` for it.
                 self.outboxes.insert(id, outbox);
-                let result = self.core.join(now, id, &room, &name, *rtc);
+                let result = self
+                    .core
+                    .join_as(now, id, &room, &name, mode, rtc.map(|b| *b));
                 if result.is_err() {
                     self.outboxes.remove(&id);
                 }
                 let _ = reply.send(result);
             }
-            Command::PublishOffer {
+            Command::ClientOffer {
                 id,
+                pc,
                 rtc,
                 offer,
                 reply,
             } => {
-                let result = self.core.publish_offer(now, id, rtc.map(|b| *b), offer);
+                let result = self.core.client_offer(now, id, pc, rtc.map(|b| *b), offer);
+                let _ = reply.send(result);
+            }
+            Command::RestartIce {
+                id,
+                pc,
+                remote,
+                reply,
+            } => {
+                let result = self.core.restart_ice(id, pc, remote);
+                self.core.flush(now);
                 let _ = reply.send(result);
             }
             Command::SubscribeAnswer { id, answer, reply } => {
