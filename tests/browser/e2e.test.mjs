@@ -14,8 +14,9 @@
  *   4. A mutes the microphone (and unmutes): B and C see it;
  *   5. C clicks Leave: A's and B's grids shrink to one remote tile;
  *   6. A and B still decode each other's video;
- *   7. an invalid room name is refused in the page, with a visible error;
- *   8. the server going away shows a visible error on the remaining pages.
+ *   7. C joins again (now a late joiner): all three play each other again;
+ *   8. an invalid room name is refused in the page, with a visible error;
+ *   9. the server going away shows a visible error on the remaining pages.
  *
  * Each step asserts; once one fails the later ones are skipped, and the
  * failure prints the pages' console logs, their tile state and the server's
@@ -208,17 +209,18 @@ function snapshot(page) {
   return page.evaluate(async () => {
     const c = window.cascade;
     const framesDecoded = {};
+    const audioPackets = {};
     const pc = c && c.subscribePc;
     if (pc) {
       const table = c.tracksByMid;
       for (const tr of pc.getTransceivers()) {
         const owner = tr.mid != null && table[tr.mid] ? table[tr.mid].participant_id : null;
-        if (!owner || tr.receiver.track.kind !== 'video') continue;
+        if (!owner) continue;
         const stats = await tr.receiver.getStats();
         stats.forEach((s) => {
-          if (s.type === 'inbound-rtp' && s.kind === 'video') {
-            framesDecoded[owner] = (framesDecoded[owner] || 0) + (s.framesDecoded || 0);
-          }
+          if (s.type !== 'inbound-rtp') return;
+          if (s.kind === 'video') framesDecoded[owner] = (framesDecoded[owner] || 0) + (s.framesDecoded || 0);
+          if (s.kind === 'audio') audioPackets[owner] = (audioPackets[owner] || 0) + (s.packetsReceived || 0);
         });
       }
     }
@@ -235,6 +237,7 @@ function snapshot(page) {
       joinScreenVisible: !document.querySelector('[data-testid="join-screen"]').hidden,
       tiles,
       framesDecoded,
+      audioPackets,
       subscribeState: pc ? pc.connectionState : null,
       publishState: c && c.publishPc ? c.publishPc.connectionState : null,
       errors: [...document.querySelectorAll('[data-testid="error"]')].map((e) => e.textContent),
@@ -249,7 +252,8 @@ function tileOf(snap, publisherName) {
 
 /**
  * Waits until `viewer` has exactly the remote tiles `expected` (names), each
- * with a picture and decoded frames; then until every one's frame count rises.
+ * connected, with a picture and decoded frames; then until every one's video
+ * frames decoded and audio packets received both rise.
  */
 async function expectPlaying(viewer, expected) {
   const p = peer(viewer);
@@ -257,17 +261,22 @@ async function expectPlaying(viewer, expected) {
     const snap = await snapshot(p.page);
     const names = snap.tiles.map((t) => t.name).sort();
     const ok = names.join() === [...expected].sort().join() &&
-      snap.tiles.every((t) => t.videoWidth > 0 && snap.framesDecoded[t.id] > 0);
+      snap.tiles.every((t) => t.connection === 'connected' && t.videoWidth > 0 && snap.framesDecoded[t.id] > 0);
     return { ok, detail: snap, snap };
   }, { timeoutMs: MEDIA_WAIT_MS });
 
-  const base = first.snap.framesDecoded;
-  await waitFor(`${viewer}'s framesDecoded to rise for ${expected.join(' and ')}`, async () => {
-    const snap = await snapshot(p.page);
-    const ok = snap.tiles.length === expected.length &&
-      snap.tiles.every((t) => (snap.framesDecoded[t.id] || 0) > (base[t.id] || 0));
-    return { ok, detail: { before: base, now: snap.framesDecoded, tiles: snap.tiles } };
-  }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
+  const { framesDecoded: frames0, audioPackets: audio0 } = first.snap;
+  await waitFor(`${viewer}'s video framesDecoded and audio packetsReceived to rise for ${expected.join(' and ')}`,
+    async () => {
+      const snap = await snapshot(p.page);
+      const rising = (now, before, id) => (now[id] || 0) > (before[id] || 0);
+      const ok = snap.tiles.length === expected.length && snap.tiles.every((t) =>
+        rising(snap.framesDecoded, frames0, t.id) && rising(snap.audioPackets, audio0, t.id));
+      return {
+        ok,
+        detail: { framesBefore: frames0, framesNow: snap.framesDecoded, audioBefore: audio0, audioNow: snap.audioPackets },
+      };
+    }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
 }
 
 /** Waits until every viewer shows `attr` = `value` on `publisher`'s tile. */
@@ -336,6 +345,9 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env.E2E_VERBOSE) {
+    for (const p of ctx.peers.values()) console.log(`---- ${p.name}: console ----\n${p.logs.join('\n')}`);
+  }
   if (ctx.browser) await ctx.browser.close().catch(() => {});
   await stopServer();
 });
@@ -426,6 +438,22 @@ step('A and B still play each other after C left', async () => {
   }
 });
 
+step('C joins again later: all three play each other again', async () => {
+  const carol = peer('Carol');
+  await carol.page.goto(joinUrl('Carol'));
+  await waitFor('Carol to be joined again', async () => {
+    const snap = await snapshot(carol.page);
+    return { ok: !!snap.participantId && snap.participantId !== carol.id, detail: snap };
+  });
+  carol.id = (await snapshot(carol.page)).participantId;
+  for (const name of NAMES) {
+    await expectPlaying(name, NAMES.filter((n) => n !== name));
+  }
+  for (const name of NAMES) {
+    assert.deepEqual((await snapshot(peer(name).page)).errors, [], `${name} shows errors`);
+  }
+});
+
 step('an invalid room name is refused with a visible error', async () => {
   const { page } = peer('Carol');
   await page.goto(`${ctx.baseUrl}/?room=${encodeURIComponent('no spaces allowed')}&name=Carol`);
@@ -441,7 +469,8 @@ step('the server going away shows an error on the remaining pages', async () => 
   for (const name of ['Alice', 'Bob']) {
     await waitFor(`${name} to show the lost connection`, async () => {
       const snap = await snapshot(peer(name).page);
-      const ok = snap.joinScreenVisible && snap.errors.some((e) => /connection to the server closed/i.test(e));
+      // Either the server's parting `error` (code fatal) or the socket close itself.
+      const ok = snap.joinScreenVisible && snap.errors.some((e) => /server|connection/i.test(e));
       return { ok, detail: snap };
     });
   }
