@@ -16,6 +16,10 @@ cargo clippy --release --all-targets -- -D warnings
 step "unit, simulation and loopback tests"
 cargo test --release
 
+step "WHIP/WHEP interop with aiortc and GStreamer webrtcbin (private loopback-only network namespace)"
+cargo build --release --bin cascade
+bash tests/interop/run.sh
+
 step "browser end-to-end (headless Chromium, private loopback-only network namespace)"
 cargo build --release --bin cascade
 bash tests/browser/run.sh

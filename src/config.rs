@@ -54,6 +54,21 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "CASCADE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Serve `/metrics` and `/admin/*` on this separate address (for example
+    /// an internal interface) instead of on --http-addr.
+    #[arg(long, env = "CASCADE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Bearer token required on WHIP/WHEP requests (`Authorization: Bearer
+    /// TOKEN`). Unset: no authentication.
+    #[arg(long, env = "CASCADE_AUTH_TOKEN")]
+    pub auth_token: Option<String>,
+
+    /// ICE server URL advertised to WHIP/WHEP clients in `Link` headers, e.g.
+    /// `stun:stun.example.org:3478`. Repeat for several.
+    #[arg(long = "ice-server", env = "CASCADE_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
 }
 
 /// A configuration that passed all checks.
@@ -67,6 +82,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub disconnect_grace: Duration,
     pub log_format: LogFormat,
+    /// Where `/metrics` and `/admin/*` are served; `None`: on `http_addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    pub auth_token: Option<String>,
+    pub ice_servers: Vec<String>,
 }
 
 /// A configuration mistake, explained for the operator.
@@ -82,6 +101,10 @@ pub enum ConfigError {
     PortRange { port: u16, workers: usize },
     #[error("--connect-timeout-secs and --disconnect-grace-secs must be at least 1")]
     Timeout,
+    #[error("--auth-token must be 8 to 256 visible ASCII characters")]
+    AuthToken,
+    #[error("--ice-server {0:?} must start with stun:, stuns:, turn: or turns:")]
+    IceServer(String),
 }
 
 impl TryFrom<Args> for Config {
@@ -111,6 +134,20 @@ impl TryFrom<Args> for Config {
         if args.connect_timeout_secs == 0 || args.disconnect_grace_secs == 0 {
             return Err(ConfigError::Timeout);
         }
+        if let Some(token) = &args.auth_token {
+            let visible = token.bytes().all(|b| b.is_ascii_graphic());
+            if !(8..=256).contains(&token.len()) || !visible {
+                return Err(ConfigError::AuthToken);
+            }
+        }
+        if let Some(bad) = args.ice_servers.iter().find(|s| {
+            !["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|p| s.starts_with(p))
+                || s.chars().any(|c| c.is_whitespace() || c == '>')
+        }) {
+            return Err(ConfigError::IceServer(bad.clone()));
+        }
         Ok(Config {
             http_addr: args.http_addr,
             media_addr: args.media_addr,
@@ -120,6 +157,9 @@ impl TryFrom<Args> for Config {
             connect_timeout: Duration::from_secs(args.connect_timeout_secs),
             disconnect_grace: Duration::from_secs(args.disconnect_grace_secs),
             log_format: args.log_format,
+            metrics_addr: args.metrics_addr,
+            auth_token: args.auth_token,
+            ice_servers: args.ice_servers,
         })
     }
 }

@@ -9,11 +9,13 @@
 //! - [`signal`]: axum HTTP/WebSocket control plane and the bundled client;
 //! - [`protocol`]: the WebSocket signaling messages (`docs/PROTOCOL.md`);
 //! - [`config`]: flags and environment;
+//! - [`metrics`]: Prometheus metrics and how workers feed them;
 //! - [`server`]: start and stop everything.
 
 pub mod bot;
 pub mod config;
 pub mod media;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod signal;

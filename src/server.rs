@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::media::CoreConfig;
+use crate::metrics::Metrics;
 use crate::signal::{self, AppState, Directory};
 use crate::worker::{self, Command, WorkerHandle, WorkerStartError};
 
@@ -19,6 +20,11 @@ use crate::worker::{self, Command, WorkerHandle, WorkerStartError};
 pub enum StartError {
     #[error("cannot listen for HTTP on {addr}: {source} (is another server using the port?)")]
     Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics on {addr}: {source} (is another server using the port?)")]
+    Metrics {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -33,6 +39,15 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     stop_http: oneshot::Sender<()>,
     http: tokio::task::JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    /// The `--metrics-addr` listener, when metrics are served apart.
+    admin: Option<AdminServer>,
+}
+
+struct AdminServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Binds everything `config` asks for and starts serving.
@@ -47,7 +62,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         addr: config.http_addr,
         source,
     })?;
+    let admin_listener = match config.metrics_addr {
+        Some(addr) => {
+            let error = |source| StartError::Metrics { addr, source };
+            let listener = TcpListener::bind(addr).await.map_err(error)?;
+            let bound = listener.local_addr().map_err(error)?;
+            Some((listener, bound))
+        }
+        None => None,
+    };
 
+    let metrics = Metrics::new(config.workers);
     let mut handles = Vec::with_capacity(config.workers);
     let mut threads = Vec::with_capacity(config.workers);
     for index in 0..config.workers {
@@ -61,13 +86,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             disconnect_grace: config.disconnect_grace,
             ..CoreConfig::new(candidate_addr)
         };
-        let (handle, thread) = match worker::spawn(index, bind, config.public_ip, core_config) {
-            Ok(started) => started,
-            Err(e) => {
-                stop_workers(&handles, threads);
-                return Err(e.into());
-            }
-        };
+        let (handle, thread) =
+            match worker::spawn(index, bind, config.public_ip, core_config, &metrics) {
+                Ok(started) => started,
+                Err(e) => {
+                    stop_workers(&handles, threads);
+                    return Err(e.into());
+                }
+            };
         handles.push(handle);
         threads.push(thread);
     }
@@ -75,11 +101,38 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let state = AppState {
         workers: workers.clone(),
         directory: Arc::new(Directory::new(config.workers)),
+        metrics: metrics.clone(),
+        http_sessions: Arc::default(),
+        auth_token: config.auth_token.as_deref().map(Arc::from),
+        ice_servers: config.ice_servers.clone().into(),
     };
+    let admin = admin_listener.map(|(listener, addr)| {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = signal::admin::standalone_router(state.clone());
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+        tracing::info!(metrics_addr = %addr, "serving metrics apart");
+        AdminServer { addr, stop, task }
+    });
     let (stop_http, stopped) = oneshot::channel::<()>();
     let workers_for_shutdown = workers.clone();
+    let operator_routes = admin
+        .is_none()
+        .then(|| signal::admin::router(state.clone()));
     let http = tokio::spawn(async move {
-        let app = signal::app(state);
+        let mut app = signal::app(state);
+        if let Some(routes) = operator_routes {
+            app = app.merge(routes);
+        }
         let shutdown = async move {
             let _ = stopped.await;
             // Workers remove every participant, which ends their WebSocket
@@ -102,6 +155,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         threads,
         stop_http,
         http,
+        metrics,
+        admin,
     })
 }
 
@@ -116,8 +171,23 @@ impl Server {
         &self.workers
     }
 
+    /// Where `/metrics` and `/admin/*` are served: `--metrics-addr` if set,
+    /// else the HTTP address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.admin.as_ref().map_or(self.http_addr, |a| a.addr)
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Stops accepting, removes every participant and joins the workers.
     pub async fn shutdown(self) {
+        if let Some(admin) = self.admin {
+            let _ = admin.stop.send(());
+            let _ = admin.task.await;
+        }
         let _ = self.stop_http.send(());
         let _ = self.http.await;
         stop_workers(&self.workers, self.threads);

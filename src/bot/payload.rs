@@ -10,6 +10,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use str0m::media::MediaKind;
+
 const MAGIC: &[u8; 4] = b"CSCD";
 /// Bytes of VP8 descriptor + frame tag before our header.
 const VP8_PREFIX: usize = 4;
@@ -71,6 +73,16 @@ pub fn parse(payload: &[u8]) -> Option<Stamp> {
     })
 }
 
+/// Whether a payload built here is audio (marker at offset 0) or video
+/// (marker after the VP8 prefix).
+pub fn kind_of(payload: &[u8]) -> MediaKind {
+    if payload.get(0..4) == Some(MAGIC) {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    }
+}
+
 /// Whether a payload from [`video`] carries a keyframe start.
 pub fn is_keyframe(payload: &[u8]) -> bool {
     payload.len() > 1 && payload[0] & 0x10 != 0 && payload[1] & 0x01 == 0
@@ -97,6 +109,8 @@ mod tests {
         let a = audio(stamp, 90);
         assert_eq!(a.len(), 90);
         assert_eq!(parse(&a), Some(stamp));
+        assert_eq!(kind_of(&a), MediaKind::Audio);
+        assert_eq!(kind_of(&v), MediaKind::Video);
         assert_eq!(parse(b"garbage"), None);
     }
 }

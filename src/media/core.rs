@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Rtc, RtcError};
@@ -33,7 +33,10 @@ use super::room::SubscriptionState;
 use super::room::{
     KeyframeThrottle, Participant, ParticipantMode, PublishedTrack, Room, Subscription,
 };
-use super::stats::CoreStats;
+use super::stats::{
+    kind_index, CoreStats, DropReason, EgressStream, IngressStream, Occupancy, ParticipantView,
+    RoomView, Sample, StreamKey,
+};
 use crate::protocol::{PcKind, ServerMessage, PROTOCOL_VERSION};
 
 /// Settings of a media core.
@@ -83,6 +86,21 @@ pub enum LeaveReason {
 }
 
 impl LeaveReason {
+    /// Every reason, in [`LeaveReason::index`] order.
+    pub const ALL: [LeaveReason; 6] = [
+        LeaveReason::Left,
+        LeaveReason::ConnectTimeout,
+        LeaveReason::IceDisconnected,
+        LeaveReason::PeerFailed,
+        LeaveReason::SlowConsumer,
+        LeaveReason::Shutdown,
+    ];
+
+    /// Position in [`LeaveReason::ALL`] (and in `CoreStats::leaves_by_reason`).
+    pub fn index(&self) -> usize {
+        *self as usize
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             LeaveReason::Left => "left",
@@ -180,7 +198,17 @@ pub struct MediaCore {
     transmits: VecDeque<Transmit>,
     pub(super) signals: VecDeque<SignalOut>,
     pub(super) stats: CoreStats,
+    /// Per subscriber send stream: what str0m's stats already reported.
+    pub(super) egress: HashMap<StreamKey, EgressStream>,
+    /// Per publisher receive stream (and simulcast layer), likewise.
+    ingress: HashMap<(PeerKey, Mid, Option<Rid>), IngressStream>,
+    /// Participants that joined and have not been forwarded media yet.
+    awaiting_media: HashMap<ParticipantId, Instant>,
+    samples: VecDeque<Sample>,
 }
+
+/// Histogram samples kept for the worker; older ones are dropped beyond this.
+const MAX_PENDING_SAMPLES: usize = 4096;
 
 impl MediaCore {
     pub fn new(config: CoreConfig, now: Instant) -> Self {
@@ -201,6 +229,10 @@ impl MediaCore {
             transmits: VecDeque::new(),
             signals: VecDeque::new(),
             stats: CoreStats::default(),
+            egress: HashMap::new(),
+            ingress: HashMap::new(),
+            awaiting_media: HashMap::new(),
+            samples: VecDeque::new(),
         }
     }
 
@@ -288,6 +320,7 @@ impl MediaCore {
         let info = participant.info();
         self.participants.insert(id, participant);
         self.stats.joins += 1;
+        self.awaiting_media.insert(id, now);
 
         self.signal(
             id,
@@ -591,6 +624,60 @@ impl MediaCore {
         self.peers.len()
     }
 
+    /// The next histogram sample (RTT, bandwidth estimate, join time).
+    #[must_use]
+    pub fn poll_sample(&mut self) -> Option<Sample> {
+        self.samples.pop_front()
+    }
+
+    /// Rooms, participants and tracks right now (for gauges).
+    pub fn occupancy(&self) -> Occupancy {
+        let mut o = Occupancy {
+            rooms: self.rooms.len(),
+            participants: self.participants.len(),
+            peers: self.peers.len(),
+            ..Occupancy::default()
+        };
+        for p in self.participants.values() {
+            for t in &p.published {
+                o.published_tracks[kind_index(t.kind)] += 1;
+            }
+            for s in &p.subscriptions {
+                if matches!(s.state, SubscriptionState::Open(_)) && !s.removed {
+                    o.subscribed_tracks[kind_index(s.kind)] += 1;
+                }
+            }
+        }
+        o
+    }
+
+    /// Every room with its participants and their tracks (admin endpoint).
+    pub fn rooms_view(&self) -> Vec<RoomView> {
+        let mut rooms: Vec<RoomView> = self
+            .rooms
+            .iter()
+            .map(|(name, room)| RoomView {
+                name: name.clone(),
+                participants: room
+                    .members
+                    .iter()
+                    .filter_map(|id| self.participants.get(id))
+                    .map(ParticipantView::from)
+                    .collect(),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+
+    fn push_sample(&mut self, sample: Sample) {
+        if self.samples.len() >= MAX_PENDING_SAMPLES {
+            self.samples.pop_front();
+            self.stats.samples_dropped += 1;
+        }
+        self.samples.push_back(sample);
+    }
+
     // -------------------------------------------------------------- internals
 
     fn add_peer(
@@ -667,7 +754,29 @@ impl MediaCore {
         };
         let (owner, kind) = (peer.owner, peer.kind);
         match (kind, event) {
-            (PcKind::Publish, Event::RtpPacket(packet)) => self.forward(key, owner, packet),
+            (PcKind::Publish, Event::RtpPacket(packet)) => self.forward(now, key, owner, packet),
+            (PcKind::Subscribe, Event::MediaEgressStats(report)) => {
+                if let Some(stream) = self.egress.get_mut(&(key, report.mid)) {
+                    stream.update(&report, &mut self.stats);
+                }
+                if let Some(rtt) = report.rtt {
+                    self.push_sample(Sample::Rtt(rtt));
+                }
+            }
+            (PcKind::Publish, Event::MediaIngressStats(report)) => {
+                let Some(kind) = peer.rtc.media(report.mid).map(|m| m.kind()) else {
+                    return;
+                };
+                self.ingress
+                    .entry((key, report.mid, report.rid))
+                    .or_insert_with(|| IngressStream::new(kind))
+                    .update(&report, &mut self.stats);
+            }
+            (PcKind::Subscribe, Event::PeerStats(report)) => {
+                if let Some(estimate) = report.bwe_tx {
+                    self.push_sample(Sample::BandwidthEstimate(estimate.as_f64()));
+                }
+            }
             (PcKind::Publish, Event::MediaAdded(added)) => {
                 self.on_publish_media(owner, added.mid, added.kind, added.direction)
             }
@@ -843,24 +952,19 @@ impl MediaCore {
         };
         tracing::debug!(participant = %id, reason = reason.as_str(), "participant removed");
         self.stats.leaves += 1;
+        self.stats.leaves_by_reason[reason.index()] += 1;
+        self.awaiting_media.remove(&id);
+        let peers = [p.subscribe_peer, p.publish_peer];
+        self.egress.retain(|(k, _), _| !peers.contains(&Some(*k)));
+        self.ingress
+            .retain(|(k, _, _), _| !peers.contains(&Some(*k)));
         for key in p.subscribe_peer.into_iter().chain(p.publish_peer) {
             if let Some(mut peer) = self.peers.remove(&key) {
                 peer.rtc.disconnect();
             }
             self.demux.remove(key);
         }
-        for track in &p.published {
-            for subscriber in &track.subscribers {
-                self.drop_subscription(*subscriber, id, track.id);
-            }
-        }
-        for sub in &p.subscriptions {
-            if let Some(source) = self.participants.get_mut(&sub.source) {
-                if let Some(track) = source.track_mut(sub.track) {
-                    track.subscribers.retain(|s| *s != id);
-                }
-            }
-        }
+        // Tell the room first: clients drop the tile before the re-offer.
         let others = self.room_members_except(&p.room, id);
         if others.is_empty() {
             self.rooms.remove(&p.room);
@@ -875,11 +979,29 @@ impl MediaCore {
                 },
             );
         }
+        for track in &p.published {
+            for subscriber in &track.subscribers {
+                self.drop_subscription(*subscriber, id, track.id);
+            }
+        }
+        for sub in &p.subscriptions {
+            if let Some(source) = self.participants.get_mut(&sub.source) {
+                if let Some(track) = source.track_mut(sub.track) {
+                    track.subscribers.retain(|s| *s != id);
+                }
+            }
+        }
         self.signals.push_back(SignalOut::Removed(id, reason));
     }
 
     /// Forwards one publisher packet to every subscriber of its track.
-    fn forward(&mut self, publisher_key: PeerKey, owner: ParticipantId, packet: RtpPacket) {
+    fn forward(
+        &mut self,
+        now: Instant,
+        publisher_key: PeerKey,
+        owner: ParticipantId,
+        packet: RtpPacket,
+    ) {
         let Some(publisher) = self.participants.get_mut(&owner) else {
             return;
         };
@@ -918,7 +1040,8 @@ impl MediaCore {
                     .iter()
                     .find(|p| p.pt() == pt)
                 else {
-                    self.stats.rtp_dropped += 1;
+                    self.stats
+                        .count_dropped(track.kind, DropReason::UnknownCodec);
                     return;
                 };
                 track.params.push((pt, *params));
@@ -967,11 +1090,11 @@ impl MediaCore {
                 }
             };
             let Some(out_pt) = out_pt else {
-                self.stats.rtp_dropped += 1;
+                self.stats.count_dropped(kind, DropReason::CodecUnsupported);
                 continue; // the subscriber cannot decode this codec
             };
             let Some(seq) = sub.seq.rewrite(ssrc, *packet.seq_no) else {
-                self.stats.rtp_dropped += 1;
+                self.stats.count_dropped(kind, DropReason::TooOld);
                 continue;
             };
             let timestamp = sub
@@ -979,7 +1102,7 @@ impl MediaCore {
                 .rewrite(ssrc, packet.header.timestamp, frame_step(&params));
             let mut api = peer.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
-                self.stats.rtp_dropped += 1;
+                self.stats.count_dropped(kind, DropReason::NoStream);
                 continue;
             };
             stream.write_rtp(
@@ -995,6 +1118,19 @@ impl MediaCore {
                 .nackable(kind == MediaKind::Video),
             );
             self.stats.count_rtp_forwarded(kind, packet.payload.len());
+            match self.egress.get_mut(&(key, mid)) {
+                Some(stream) => stream.written += 1,
+                None => {
+                    let mut stream = EgressStream::new(kind);
+                    stream.written = 1;
+                    self.egress.insert((key, mid), stream);
+                }
+            }
+            if !self.awaiting_media.is_empty() {
+                if let Some(joined) = self.awaiting_media.remove(&subscriber_id) {
+                    self.push_sample(Sample::JoinToFirstMedia(now.saturating_duration_since(joined)));
+                }
+            }
             self.mark_dirty(key);
         }
     }

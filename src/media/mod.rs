@@ -32,11 +32,17 @@ pub use ids::{ParticipantId, PeerKey, TrackId};
 pub use room::ParticipantMode;
 pub use stats::CoreStats;
 
+/// How often str0m reports per-stream statistics (RTT, NACK/PLI/FIR counts,
+/// bytes sent), which the core folds into its counters.
+pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A str0m `Rtc` configured the way Cascade's server side needs it: ICE-lite,
-/// RTP mode (forward packets as they are), video send buffer for NACKs.
+/// RTP mode (forward packets as they are), video send buffer for NACKs,
+/// statistics events for the metrics.
 pub fn server_rtc(now: std::time::Instant) -> str0m::Rtc {
     str0m::Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
+        .set_stats_interval(Some(STATS_INTERVAL))
         .build(now)
 }

@@ -99,8 +99,14 @@ impl MediaCore {
         match &result {
             Ok(()) => {
                 p.channel_negotiated = true;
-                p.subscriptions
-                    .retain(|s| !matches!(s.state, SubscriptionState::Stopping(_)));
+                let egress = &mut self.egress;
+                p.subscriptions.retain(|s| match s.state {
+                    SubscriptionState::Stopping(mid) => {
+                        egress.remove(&(key, mid)); // its stream is gone
+                        false
+                    }
+                    _ => true,
+                });
                 for sub in p.subscriptions.iter_mut() {
                     if let SubscriptionState::Negotiating(mid) = sub.state {
                         sub.state = SubscriptionState::Open(mid);

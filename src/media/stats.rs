@@ -1,7 +1,18 @@
 //! Plain per-core counters: incremented on the packet path without locks or
-//! atomics, read by the worker and folded into the metrics registry.
+//! atomics, read by the worker and folded into the metrics registry
+//! (`crate::metrics`). Also the samples the core hands out for histograms and
+//! the read-only views of rooms used by the admin endpoint.
+//!
+//! Nothing here knows about Prometheus: the core stays sans-IO and cheap.
 
-use str0m::media::MediaKind;
+use std::time::Duration;
+
+use serde::Serialize;
+use str0m::media::{MediaKind, Mid};
+use str0m::stats::{MediaEgressStats, MediaIngressStats};
+
+use super::ids::PeerKey;
+use super::room::{Participant, ParticipantMode, SubscriptionState};
 
 /// Counters of one media core since it started.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,6 +30,27 @@ pub struct CoreStats {
     /// Packets not forwarded to some subscriber (codec unsupported, stream
     /// not negotiated, too old).
     pub rtp_dropped: u64,
+    /// The part of `rtp_dropped` whose kind is known, by kind and [`DropReason`].
+    /// The rest had no published track (unknown stream).
+    pub rtp_dropped_by_reason: [[u64; DropReason::ALL.len()]; 2],
+    /// RTP packets and payload bytes str0m sent on subscriber streams,
+    /// retransmissions included (from its egress stats, once per interval).
+    pub rtp_packets_sent: [u64; 2],
+    pub rtp_bytes_sent: [u64; 2],
+    /// Packets sent beyond those forwarded: retransmissions answering NACKs
+    /// (a lower bound while packets wait in a pacer queue).
+    pub rtp_retransmitted: [u64; 2],
+    /// Packets subscribers reported lost in their receiver reports.
+    pub rtp_lost_by_subscribers: [u64; 2],
+    /// NACK messages received from subscribers, by kind.
+    pub nacks_received: [u64; 2],
+    /// NACK messages sent to publishers, by kind.
+    pub nacks_sent: [u64; 2],
+    /// PLI and FIR messages received from subscribers.
+    pub plis_received: u64,
+    pub firs_received: u64,
+    /// Keyframe requests from subscribers the core acted on (str0m merges
+    /// requests that arrive between two polls).
     pub keyframe_requests_received: u64,
     pub keyframe_requests_sent: u64,
     pub subscribe_offers: u64,
@@ -26,9 +58,46 @@ pub struct CoreStats {
     pub peer_errors: u64,
     pub joins: u64,
     pub leaves: u64,
+    /// `leaves` by `LeaveReason::index`.
+    pub leaves_by_reason: [u64; 6],
+    /// Histogram samples dropped because nobody polled them.
+    pub samples_dropped: u64,
 }
 
-fn kind_index(kind: MediaKind) -> usize {
+/// Why a packet with a known kind was not forwarded to a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The publisher's payload type is not in its negotiated codecs.
+    UnknownCodec,
+    /// The subscriber did not accept the publisher's codec.
+    CodecUnsupported,
+    /// Older than the first packet of the subscriber's stream.
+    TooOld,
+    /// The subscriber's m-line has no send stream.
+    NoStream,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::UnknownCodec,
+        DropReason::CodecUnsupported,
+        DropReason::TooOld,
+        DropReason::NoStream,
+    ];
+
+    /// The metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropReason::UnknownCodec => "unknown_codec",
+            DropReason::CodecUnsupported => "codec_unsupported",
+            DropReason::TooOld => "too_old",
+            DropReason::NoStream => "no_stream",
+        }
+    }
+}
+
+/// Index of `kind` in the `[audio, video]` arrays.
+pub fn kind_index(kind: MediaKind) -> usize {
     match kind {
         MediaKind::Audio => 0,
         MediaKind::Video => 1,
@@ -46,5 +115,229 @@ impl CoreStats {
         let i = kind_index(kind);
         self.rtp_packets_forwarded[i] += 1;
         self.rtp_bytes_forwarded[i] += payload_bytes as u64;
+    }
+
+    pub fn count_dropped(&mut self, kind: MediaKind, reason: DropReason) {
+        self.rtp_dropped += 1;
+        self.rtp_dropped_by_reason[kind_index(kind)][reason as usize] += 1;
+    }
+}
+
+/// A measurement for a histogram, handed out by `MediaCore::poll_sample`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sample {
+    /// Round-trip time of a subscriber stream, from RTCP receiver reports.
+    Rtt(Duration),
+    /// Send-side bandwidth estimate of a subscribe connection, bits/s.
+    BandwidthEstimate(f64),
+    /// From the worker accepting a join to the first media packet forwarded
+    /// to that participant.
+    JoinToFirstMedia(Duration),
+}
+
+/// What was already counted of one subscriber send stream. str0m reports
+/// cumulative totals per stream; the core adds the deltas to [`CoreStats`].
+#[derive(Debug, Clone)]
+pub struct EgressStream {
+    kind: MediaKind,
+    /// Packets the core wrote into the stream (incremented per packet).
+    pub written: u64,
+    packets: u64,
+    bytes: u64,
+    retransmitted: u64,
+    nacks: u64,
+    plis: u64,
+    firs: u64,
+    lost: u64,
+}
+
+impl EgressStream {
+    pub fn new(kind: MediaKind) -> Self {
+        EgressStream {
+            kind,
+            written: 0,
+            packets: 0,
+            bytes: 0,
+            retransmitted: 0,
+            nacks: 0,
+            plis: 0,
+            firs: 0,
+            lost: 0,
+        }
+    }
+
+    /// Adds what changed since the last report to `totals`.
+    pub fn update(&mut self, report: &MediaEgressStats, totals: &mut CoreStats) {
+        let i = kind_index(self.kind);
+        totals.rtp_packets_sent[i] += advance(&mut self.packets, report.packets);
+        totals.rtp_bytes_sent[i] += advance(&mut self.bytes, report.bytes);
+        // Everything sent beyond what was written is a retransmission. Packets
+        // still queued make this an underestimate, never an overestimate, and
+        // `advance` keeps the total from going backwards.
+        let retransmitted = report.packets.saturating_sub(self.written);
+        totals.rtp_retransmitted[i] += advance(&mut self.retransmitted, retransmitted);
+        totals.nacks_received[i] += advance(&mut self.nacks, report.nacks);
+        totals.plis_received += advance(&mut self.plis, report.plis);
+        totals.firs_received += advance(&mut self.firs, report.firs);
+        if let Some(remote) = &report.remote {
+            totals.rtp_lost_by_subscribers[i] += advance(&mut self.lost, remote.packets_lost);
+        }
+    }
+}
+
+/// What was already counted of one publisher receive stream.
+#[derive(Debug, Clone)]
+pub struct IngressStream {
+    kind: MediaKind,
+    nacks: u64,
+}
+
+impl IngressStream {
+    pub fn new(kind: MediaKind) -> Self {
+        IngressStream { kind, nacks: 0 }
+    }
+
+    /// Adds what changed since the last report to `totals`.
+    pub fn update(&mut self, report: &MediaIngressStats, totals: &mut CoreStats) {
+        totals.nacks_sent[kind_index(self.kind)] += advance(&mut self.nacks, report.nacks);
+    }
+}
+
+/// Moves `seen` up to `now` and returns by how much (0 if `now` went down).
+fn advance(seen: &mut u64, now: u64) -> u64 {
+    let delta = now.saturating_sub(*seen);
+    *seen = (*seen).max(now);
+    delta
+}
+
+/// How many rooms, participants and tracks a core holds right now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Occupancy {
+    pub rooms: usize,
+    pub participants: usize,
+    pub peers: usize,
+    /// Published tracks by kind (`[audio, video]`).
+    pub published_tracks: [usize; 2],
+    /// Subscriptions whose m-line is negotiated, by kind.
+    pub subscribed_tracks: [usize; 2],
+}
+
+/// A room as the admin endpoint shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    pub name: String,
+    pub participants: Vec<ParticipantView>,
+}
+
+/// A participant as the admin endpoint shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParticipantView {
+    pub id: String,
+    pub name: String,
+    /// `full` (bundled client), `publish_only` (WHIP) or `viewer` (WHEP).
+    pub mode: &'static str,
+    /// Whether a connection of this participant has connected.
+    pub connected: bool,
+    pub published: Vec<PublishedView>,
+    pub subscribed: Vec<SubscribedView>,
+}
+
+/// A published track as the admin endpoint shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedView {
+    pub id: String,
+    pub kind: &'static str,
+    /// The mid on the publisher's publish connection.
+    pub mid: String,
+    pub muted: bool,
+    pub subscribers: usize,
+}
+
+/// A subscription (an m-line of the subscribe connection).
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscribedView {
+    pub participant_id: String,
+    pub track_id: String,
+    pub kind: &'static str,
+    pub mid: Option<String>,
+    /// `to_add`, `negotiating`, `open` or `stopping`.
+    pub state: &'static str,
+}
+
+impl From<&Participant> for ParticipantView {
+    fn from(p: &Participant) -> Self {
+        ParticipantView {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            mode: match p.mode {
+                ParticipantMode::Full => "full",
+                ParticipantMode::PublishOnly => "publish_only",
+                ParticipantMode::Viewer { .. } => "viewer",
+            },
+            connected: p.connected,
+            published: p
+                .published
+                .iter()
+                .map(|t| PublishedView {
+                    id: t.id.to_string(),
+                    kind: kind_str(t.kind),
+                    mid: t.mid.to_string(),
+                    muted: t.muted,
+                    subscribers: t.subscribers.len(),
+                })
+                .collect(),
+            subscribed: p
+                .subscriptions
+                .iter()
+                .filter(|s| !s.removed)
+                .map(|s| SubscribedView {
+                    participant_id: s.source.to_string(),
+                    track_id: s.track.to_string(),
+                    kind: kind_str(s.kind),
+                    mid: s.state.mid().map(|m| m.to_string()),
+                    state: match s.state {
+                        SubscriptionState::ToAdd => "to_add",
+                        SubscriptionState::Negotiating(_) => "negotiating",
+                        SubscriptionState::Open(_) => "open",
+                        SubscriptionState::Stopping(_) => "stopping",
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The label of `kind` in metrics and views.
+pub fn kind_str(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+/// Identifies one send stream of a core: its peer connection and m-line.
+pub type StreamKey = (PeerKey, Mid);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_counts_growth_once_and_ignores_shrinking() {
+        let mut seen = 0;
+        assert_eq!(advance(&mut seen, 5), 5);
+        assert_eq!(advance(&mut seen, 5), 0);
+        assert_eq!(advance(&mut seen, 3), 0, "a smaller report adds nothing");
+        assert_eq!(advance(&mut seen, 7), 2);
+    }
+
+    #[test]
+    fn drops_with_a_kind_count_in_the_total_and_by_reason() {
+        let mut s = CoreStats::default();
+        s.count_dropped(MediaKind::Video, DropReason::TooOld);
+        s.rtp_dropped += 1; // an unknown stream
+        assert_eq!(s.rtp_dropped, 2);
+        assert_eq!(s.rtp_dropped_by_reason[1][DropReason::TooOld as usize], 1);
+        assert_eq!(s.rtp_dropped_by_reason[0], [0; 4]);
     }
 }

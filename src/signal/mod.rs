@@ -7,19 +7,24 @@
 //!
 //! [`Command`]: crate::worker::Command
 
+pub mod admin;
 mod directory;
 mod session;
+mod whip;
 mod ws;
 
 use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post};
 use axum::Router;
 
 pub use directory::Directory;
+pub use whip::HttpSessions;
 
+use crate::metrics::Metrics;
 use crate::worker::WorkerHandle;
 
 /// State shared by all handlers.
@@ -27,6 +32,14 @@ use crate::worker::WorkerHandle;
 pub struct AppState {
     pub workers: Arc<[WorkerHandle]>,
     pub directory: Arc<Directory>,
+    /// The Prometheus registry and signaling counters.
+    pub metrics: Arc<Metrics>,
+    /// Live WHIP/WHEP sessions.
+    pub http_sessions: Arc<HttpSessions>,
+    /// Bearer token WHIP/WHEP requests must carry, if set.
+    pub auth_token: Option<Arc<str>>,
+    /// ICE server URLs advertised in WHIP/WHEP `Link` headers.
+    pub ice_servers: Arc<[String]>,
 }
 
 /// The HTTP application.
@@ -37,6 +50,26 @@ pub fn app(state: AppState) -> Router {
         .route("/style.css", get(style_css))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/whip/{room}", post(whip::whip_post).options(whip::options))
+        .route("/whep/{room}", post(whip::whep_post).options(whip::options))
+        .route(
+            "/whep/{room}/{participant}",
+            post(whip::whep_post_follow).options(whip::options),
+        )
+        .route(
+            "/whip/session/{id}",
+            patch(whip::whip_patch)
+                .delete(whip::whip_delete)
+                .options(whip::options),
+        )
+        .route(
+            "/whep/session/{id}",
+            patch(whip::whep_patch)
+                .delete(whip::whep_delete)
+                .options(whip::options),
+        )
+        .layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES))
         .with_state(state)
 }
 

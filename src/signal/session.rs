@@ -8,11 +8,13 @@ use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::{Candidate, Rtc};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::AppState;
 use crate::media::{
     self, AnswerError, CandidateError, MuteError, OfferError, ParticipantId, ParticipantMode,
 };
+use crate::metrics::{SessionGuard, SessionKind};
 use crate::protocol::{
     valid_display_name, valid_room_name, ClientMessage, ErrorCode, PcKind, ServerMessage,
     PROTOCOL_VERSION,
@@ -44,6 +46,10 @@ pub enum Flow {
 pub struct Session {
     state: AppState,
     joined: Option<Joined>,
+    /// Log context: `participant{room, participant}` once joined.
+    span: tracing::Span,
+    /// Counts this WebSocket session as active while it lives.
+    _counted: SessionGuard,
 }
 
 struct Joined {
@@ -60,18 +66,35 @@ type Reply = Result<Option<ServerMessage>, ServerMessage>;
 
 impl Session {
     pub fn new(state: AppState) -> Self {
+        let counted = state.metrics.open_session(SessionKind::Ws);
         Session {
             state,
             joined: None,
+            span: tracing::Span::none(),
+            _counted: counted,
         }
     }
 
-    /// Handles one text frame; returns the direct reply, if any.
+    /// Handles one text frame; returns the direct reply, if any. Counts the
+    /// request by type and any error by code.
     pub async fn handle_text(&mut self, text: &str) -> (Option<ServerMessage>, Flow) {
+        let span = self.span.clone();
+        let (reply, flow) = self.handle_message(text).instrument(span).await;
+        if let Some(ServerMessage::Error { code, .. }) = &reply {
+            self.state.metrics.count_error_code(*code);
+        }
+        (reply, flow)
+    }
+
+    async fn handle_message(&mut self, text: &str) -> (Option<ServerMessage>, Flow) {
         let message = match parse(text) {
             Ok(m) => m,
-            Err(error) => return (Some(error), Flow::Continue),
+            Err(error) => {
+                self.state.metrics.count_request("invalid");
+                return (Some(error), Flow::Continue);
+            }
         };
+        self.state.metrics.count_request(request_kind(&message));
         if message == ClientMessage::Leave {
             return (None, Flow::Stop);
         }
@@ -102,7 +125,7 @@ impl Session {
             let worker = &self.state.workers[joined.worker];
             let _ = worker.commands.send(Command::Leave { id: joined.id }).await;
             self.state.directory.release(&joined.room);
-            tracing::info!(participant = %joined.id, room = %joined.room, "participant left");
+            tracing::info!(parent: &self.span, "participant left");
         }
     }
 
@@ -132,7 +155,8 @@ impl Session {
         let result = self.join_on_worker(worker, &room, &name).await;
         match result {
             Ok(joined) => {
-                tracing::info!(participant = %joined.id, %room, %name, worker, "participant joined");
+                self.span = tracing::info_span!("participant", %room, participant = %joined.id);
+                tracing::info!(parent: &self.span, %name, worker, "participant joined");
                 self.joined = Some(joined);
                 Ok(None) // `joined` arrives through the inbox
             }
@@ -272,6 +296,19 @@ impl Session {
         response
             .await
             .map_err(|_| error(ErrorCode::Fatal, "the media worker is not running"))
+    }
+}
+
+/// The `kind` label of a request in `cascade_signal_requests_total`.
+fn request_kind(message: &ClientMessage) -> &'static str {
+    match message {
+        ClientMessage::Join { .. } => "join",
+        ClientMessage::PublishOffer { .. } => "publish_offer",
+        ClientMessage::SubscribeAnswer { .. } => "subscribe_answer",
+        ClientMessage::Candidate { .. } => "candidate",
+        ClientMessage::Mute { .. } => "mute",
+        ClientMessage::Leave => "leave",
+        ClientMessage::Ping => "ping",
     }
 }
 

@@ -10,7 +10,9 @@ use super::session::{Flow, Session};
 use super::AppState;
 use crate::protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
 
-/// WebSocket close code for "message too big" (RFC 6455 section 7.4.1).
+/// WebSocket close codes (RFC 6455 section 7.4.1).
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// `GET /ws`: upgrade and run a signaling session.
@@ -37,8 +39,7 @@ async fn run(socket: WebSocket, state: AppState) {
                     Some(Ok(_)) => continue, // ping/pong are answered by axum
                     Some(Err(e)) => {
                         if e.to_string().contains("too long") {
-                            let frame = CloseFrame { code: CLOSE_TOO_BIG, reason: Utf8Bytes::from_static("message too big") };
-                            let _ = sink.send(Message::Close(Some(frame))).await;
+                            let _ = sink.send(close(CLOSE_TOO_BIG, "message too big")).await;
                         }
                         tracing::debug!(error = %e, "websocket read failed");
                         break;
@@ -48,19 +49,33 @@ async fn run(socket: WebSocket, state: AppState) {
                 if let Some(reply) = reply {
                     if send(&mut sink, &reply).await.is_err() { break; }
                 }
-                if flow == Flow::Stop { break; }
+                if flow == Flow::Stop {
+                    let _ = sink.send(close(CLOSE_NORMAL, "left")).await;
+                    break;
+                }
             }
             outgoing = session.next_server_message() => {
                 match outgoing {
                     Some(message) => if send(&mut sink, &message).await.is_err() { break; },
-                    // The worker removed us (timeout, shutdown): nothing more to say.
-                    None => break,
+                    // The worker removed us (timeout, shutdown); its last
+                    // message said why.
+                    None => {
+                        let _ = sink.send(close(CLOSE_GOING_AWAY, "removed")).await;
+                        break;
+                    }
                 }
             }
         }
     }
     session.end().await;
     let _ = sink.close().await;
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 async fn send<S>(sink: &mut S, message: &ServerMessage) -> Result<(), axum::Error>

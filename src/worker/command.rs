@@ -4,6 +4,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::media::stats::RoomView;
 use crate::media::{
     AnswerError, CandidateError, CoreStats, JoinError, MuteError, OfferError, ParticipantId,
     ParticipantMode,
@@ -60,8 +61,14 @@ pub enum Command {
     Leave {
         id: ParticipantId,
     },
+    /// Fold the worker's counters into the metrics registry, then report
+    /// them. Also the readiness probe: a worker that answers is running.
     Snapshot {
         reply: oneshot::Sender<WorkerSnapshot>,
+    },
+    /// List rooms, participants and tracks (admin endpoint).
+    Rooms {
+        reply: oneshot::Sender<Vec<RoomView>>,
     },
     /// Remove everyone and stop the worker.
     Shutdown,

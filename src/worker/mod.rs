@@ -16,8 +16,9 @@ mod command;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 pub use command::{Command, WorkerSnapshot};
 
 use crate::media::{CoreConfig, CoreStats, LeaveReason, MediaCore, ParticipantId, SignalOut};
+use crate::metrics::{Metrics, WorkerIo, WorkerMetrics};
 use crate::protocol::{ErrorCode, ServerMessage};
 
 /// How many datagrams are read back to back before the core is flushed.
@@ -34,7 +36,11 @@ pub const RECV_BATCH: usize = 64;
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Depth of a worker's command queue.
-const COMMAND_QUEUE: usize = 1024;
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// How often a worker folds its plain counters into the metrics registry
+/// (scrapes also fold, through [`Command::Snapshot`]).
+const METRICS_FOLD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The control plane's handle on a running worker.
 #[derive(Debug, Clone)]
@@ -64,6 +70,7 @@ pub fn spawn(
     bind_addr: SocketAddr,
     public_ip: std::net::IpAddr,
     mut core_config: impl FnMut(SocketAddr) -> CoreConfig,
+    metrics: &Arc<Metrics>,
 ) -> Result<(WorkerHandle, JoinHandle<()>), WorkerStartError> {
     let socket = bind_media_socket(bind_addr)?;
     let local = socket
@@ -75,9 +82,10 @@ pub fn spawn(
     let candidate_addr = SocketAddr::new(public_ip, local.port());
     let config = core_config(candidate_addr);
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let metrics = metrics.worker(index);
     let thread = std::thread::Builder::new()
         .name(format!("cascade-media-{index}"))
-        .spawn(move || run(index, socket, config, rx))
+        .spawn(move || run(index, socket, config, rx, metrics))
         .map_err(WorkerStartError::Thread)?;
     tracing::info!(worker = index, %local, %candidate_addr, "media worker started");
     Ok((
@@ -109,7 +117,10 @@ fn run(
     socket: std::net::UdpSocket,
     config: CoreConfig,
     commands: mpsc::Receiver<Command>,
+    metrics: WorkerMetrics,
 ) {
+    // Every log line of this thread (the core's included) names the worker.
+    let _span = tracing::info_span!("worker", worker = index).entered();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,7 +144,9 @@ fn run(
             core: MediaCore::new(config, Instant::now()),
             socket,
             outboxes: HashMap::new(),
-            send_errors: 0,
+            metrics,
+            io: WorkerIo::default(),
+            next_fold: Instant::now() + METRICS_FOLD_INTERVAL,
         };
         worker.run(commands).await;
     });
@@ -145,30 +158,39 @@ struct Worker {
     core: MediaCore,
     socket: UdpSocket,
     outboxes: HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
-    send_errors: u64,
+    metrics: WorkerMetrics,
+    /// Plain counters of this loop, folded into `metrics` with the core's.
+    io: WorkerIo,
+    next_fold: Instant,
 }
 
 impl Worker {
     async fn run(&mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 2048];
         loop {
-            let deadline = tokio::time::Instant::from_std(self.core.next_deadline());
+            let deadline = self.core.next_deadline();
+            let woke: Instant;
             tokio::select! {
                 command = commands.recv() => {
+                    woke = Instant::now();
                     let Some(command) = command else { break };
                     if !self.handle_command(command) {
                         break;
                     }
                 }
                 received = self.socket.recv_from(&mut buf) => {
+                    woke = Instant::now();
                     self.handle_datagrams(received, &mut buf);
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    self.core.handle_timeout(Instant::now());
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    woke = Instant::now();
+                    self.metrics.timer_lag(woke.saturating_duration_since(deadline));
+                    self.core.handle_timeout(woke);
                 }
             }
             self.send_transmits().await;
             self.dispatch_signals();
+            self.account(woke);
         }
         self.core.close_all(Instant::now());
         self.send_transmits().await;
@@ -204,9 +226,15 @@ impl Worker {
                 }
                 other => other,
             };
-            if let Err(e) = result {
-                self.send_errors += 1;
-                tracing::debug!(worker = self.index, error = %e, to = %transmit.destination, "send failed");
+            match result {
+                Ok(_) => {
+                    self.io.sent_datagrams += 1;
+                    self.io.sent_bytes += transmit.contents.len() as u64;
+                }
+                Err(e) => {
+                    self.io.send_errors += 1;
+                    tracing::debug!(worker = self.index, error = %e, to = %transmit.destination, "send failed");
+                }
             }
         }
     }
@@ -311,7 +339,11 @@ impl Worker {
             }
             Command::Leave { id } => self.core.leave(now, id, LeaveReason::Left),
             Command::Snapshot { reply } => {
+                self.fold_metrics();
                 let _ = reply.send(self.snapshot());
+            }
+            Command::Rooms { reply } => {
+                let _ = reply.send(self.core.rooms_view());
             }
             Command::Shutdown => return false,
         }
@@ -325,7 +357,30 @@ impl Worker {
             participants: self.core.participant_count(),
             peers: self.core.peer_count(),
             stats: CoreStats::clone(self.core.stats()),
-            send_errors: self.send_errors,
+            send_errors: self.io.send_errors,
         }
+    }
+
+    /// Books one loop iteration (from `woke` to now) and folds the counters
+    /// into the registry when due.
+    fn account(&mut self, woke: Instant) {
+        while let Some(sample) = self.core.poll_sample() {
+            self.metrics.observe(sample);
+        }
+        let now = Instant::now();
+        self.io.busy += now.saturating_duration_since(woke);
+        self.io.iterations += 1;
+        if now >= self.next_fold {
+            self.next_fold = now + METRICS_FOLD_INTERVAL;
+            self.fold_metrics();
+        }
+    }
+
+    fn fold_metrics(&mut self) {
+        while let Some(sample) = self.core.poll_sample() {
+            self.metrics.observe(sample);
+        }
+        let occupancy = self.core.occupancy();
+        self.metrics.fold(self.core.stats(), &self.io, &occupancy);
     }
 }

@@ -1,0 +1,270 @@
+//! Micro-benchmarks of the forwarding hot path, no sockets.
+//!
+//! - `forward/one_packet/N`: one SRTP-protected ~1150-byte VP8-shaped packet
+//!   from a publisher goes into a [`MediaCore`] (decrypt, route, rewrite,
+//!   write into N subscriber `Rtc`s) and out (flush: encrypt N datagrams).
+//!   This is the core's whole per-packet cost except the UDP system calls.
+//! - `forward/batch_of_32/N`: the same with 32 packets per flush, as the
+//!   worker does when datagrams queue up.
+//! - `rewrite`: `SeqRewriter::rewrite` alone; `demux`: `Demux::route` alone,
+//!   for an RTP datagram (by address) and a STUN request (by ufrag) among
+//!   1000 peers.
+//!
+//! Peers are real str0m clients connected through the deterministic
+//! simulation of `tests/common/sim.rs` (fake time, in-process network).
+//! Throughput is in forwarded packets, so criterion reports time per
+//! forwarded packet.
+//!
+//! Run: `cargo bench --bench forwarding` (or `-- forward/one_packet` etc.).
+
+#[allow(dead_code)]
+#[path = "../tests/common/sim.rs"]
+mod sim;
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use str0m::format::Codec;
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Input, Output};
+
+use cascade::bot::payload::{self, Stamp};
+use cascade::media::demux::Demux;
+use cascade::media::forward::SeqRewriter;
+use cascade::media::PeerKey;
+use sim::Sim;
+
+/// Fake time between two published packets (~100k packets/s).
+const PACKET_SPACING: Duration = Duration::from_micros(10);
+/// Let the simulation catch up on timers, RTCP and STUN this often.
+const KEEPALIVE_EVERY: u64 = 256;
+const VIDEO_PAYLOAD_BYTES: usize = 1150;
+
+/// A core with one publisher and `subscribers` connected subscribers.
+struct Fanout {
+    sim: Sim,
+    video_mid: Mid,
+    video_pt: Pt,
+    publisher_addr: SocketAddr,
+    seq: u64,
+    sent: u64,
+}
+
+impl Fanout {
+    fn new(subscribers: usize) -> Self {
+        let mut sim = Sim::new();
+        let publisher = sim.join("bench", "publisher");
+        sim.publish(publisher);
+        for i in 0..subscribers {
+            sim.join("bench", &format!("viewer-{i}"));
+        }
+        let connected = sim.run_until(Duration::from_secs(60), |s| {
+            s.clients.iter().all(|c| {
+                c.subscribe.as_ref().is_some_and(|p| p.connected)
+                    && c.publish.as_ref().is_none_or(|p| p.connected)
+            })
+        });
+        assert!(connected, "every simulated peer connects");
+        let client = &sim.clients[publisher];
+        let pc = client.publish.as_ref().expect("publisher connection");
+        let video_mid = client
+            .publish_mids
+            .iter()
+            .find(|(k, _)| *k == MediaKind::Video)
+            .map(|(_, m)| *m)
+            .expect("video m-line");
+        let video_pt = pc
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .map(|p| p.pt())
+            .expect("VP8 configured");
+        let publisher_addr = pc.addr;
+        let mut fanout = Fanout {
+            sim,
+            video_mid,
+            video_pt,
+            publisher_addr,
+            seq: 1000,
+            sent: 0,
+        };
+        // Warm up: the first packets set up SSRC and payload type caches.
+        for _ in 0..64 {
+            let d = fanout.next_datagram();
+            fanout.forward(&[d]);
+        }
+        fanout
+    }
+
+    /// Encrypts the next video packet on the publisher's client (untimed).
+    fn next_datagram(&mut self) -> Vec<u8> {
+        if self.sent % KEEPALIVE_EVERY == 0 {
+            self.sim.step();
+        }
+        self.sent += 1;
+        self.seq += 1;
+        self.sim.now += PACKET_SPACING;
+        let now = self.sim.now;
+        let server = self.sim.server_addr;
+        let pc = self.sim.clients[0].publish.as_mut().expect("publisher");
+        let stamp = Stamp {
+            sender: 0,
+            counter: self.sent,
+            sent_micros: 0,
+        };
+        let data = payload::video(stamp, self.sent % 8 == 1, false, VIDEO_PAYLOAD_BYTES);
+        let time = (self.sent / 8 * 3000) as u32;
+        let mut api = pc.rtc.direct_api();
+        let stream = api
+            .stream_tx_by_mid(self.video_mid, None)
+            .expect("video stream");
+        stream.write_rtp(
+            RtpWrite::new(self.video_pt, self.seq.into(), time, now, data)
+                .marker(self.sent % 8 == 0)
+                .nackable(true),
+        );
+        pc.rtc
+            .handle_input(Input::Timeout(now))
+            .expect("client timeout");
+        let mut media = None;
+        loop {
+            match pc.rtc.poll_output().expect("client poll") {
+                Output::Timeout(_) => break,
+                Output::Transmit(t) if t.destination == server => {
+                    if t.contents.len() > VIDEO_PAYLOAD_BYTES {
+                        media = Some(t.contents.to_vec());
+                    } else {
+                        // RTCP and the like: deliver, untimed.
+                        self.sim.core.handle_receive(now, t.source, &t.contents);
+                    }
+                }
+                Output::Transmit(_) | Output::Event(_) => {}
+            }
+        }
+        media.expect("the written packet leaves the publisher")
+    }
+
+    /// The timed part: datagrams in, one flush, every transmit out.
+    fn forward(&mut self, datagrams: &[Vec<u8>]) -> usize {
+        let now = self.sim.now;
+        for d in datagrams {
+            self.sim.core.handle_receive(now, self.publisher_addr, d);
+        }
+        self.sim.core.flush(now);
+        let mut sent = 0;
+        while let Some(t) = self.sim.core.poll_transmit() {
+            black_box(&t);
+            sent += 1;
+        }
+        sent
+    }
+}
+
+fn forward(c: &mut Criterion) {
+    let mut group = c.benchmark_group("forward");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(4));
+    for subscribers in [1usize, 10, 100] {
+        let mut fanout = Fanout::new(subscribers);
+        group.throughput(Throughput::Elements(subscribers as u64));
+        group.bench_function(BenchmarkId::new("one_packet", subscribers), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = fanout.next_datagram();
+                    let start = Instant::now();
+                    let sent = fanout.forward(std::slice::from_ref(&d));
+                    total += start.elapsed();
+                    debug_assert!(sent >= subscribers);
+                }
+                total
+            })
+        });
+        const BATCH: usize = 32;
+        group.throughput(Throughput::Elements((subscribers * BATCH) as u64));
+        group.bench_function(BenchmarkId::new("batch_of_32", subscribers), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut batch = Vec::with_capacity(BATCH);
+                for _ in 0..iters {
+                    batch.clear();
+                    batch.extend((0..BATCH).map(|_| fanout.next_datagram()));
+                    let start = Instant::now();
+                    fanout.forward(&batch);
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+        let stats = fanout.sim.core.stats();
+        assert!(
+            stats.rtp_packets_forwarded[1] >= stats.rtp_packets_in[1] * subscribers as u64 - 64,
+            "every packet reached every subscriber ({} in, {} forwarded)",
+            stats.rtp_packets_in[1],
+            stats.rtp_packets_forwarded[1]
+        );
+    }
+    group.finish();
+}
+
+fn rewrite(c: &mut Criterion) {
+    let mut rw = SeqRewriter::default();
+    let ssrc = Ssrc::from(0x1234_5678);
+    let mut seq = 70_000u64;
+    c.bench_function("rewrite/seq", |b| {
+        b.iter(|| {
+            seq += 1;
+            black_box(rw.rewrite(black_box(ssrc), black_box(seq)))
+        })
+    });
+}
+
+fn demux(c: &mut Criterion) {
+    let mut demux = Demux::default();
+    for i in 0..1000u32 {
+        demux.insert(format!("ufrag{i:04}"), PeerKey(i));
+        let addr: SocketAddr = ([127, 0, 0, 1], 20_000 + i as u16).into();
+        demux.route(addr, &binding_request(&format!("ufrag{i:04}:remote")));
+    }
+    let rtp = {
+        let mut p = vec![0u8; 1200];
+        p[0] = 0x80;
+        p[1] = 96;
+        p
+    };
+    let known: SocketAddr = ([127, 0, 0, 1], 20_500).into();
+    c.bench_function("demux/rtp_by_address", |b| {
+        b.iter(|| black_box(demux.route(black_box(known), black_box(&rtp))))
+    });
+    let stun = binding_request("ufrag0777:remote");
+    let new: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+    c.bench_function("demux/stun_by_ufrag", |b| {
+        b.iter(|| black_box(demux.route(black_box(new), black_box(&stun))))
+    });
+}
+
+/// A STUN binding request carrying only a USERNAME attribute.
+fn binding_request(username: &str) -> Vec<u8> {
+    let mut attr = Vec::new();
+    attr.extend_from_slice(&0x0006u16.to_be_bytes());
+    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attr.extend_from_slice(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&0x0001u16.to_be_bytes());
+    msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    msg.extend_from_slice(&[7; 12]);
+    msg.extend_from_slice(&attr);
+    msg
+}
+
+criterion_group!(benches, forward, rewrite, demux);
+criterion_main!(benches);

@@ -1,0 +1,95 @@
+//! The bot flavour that speaks Cascade's WebSocket protocol
+//! (`docs/PROTOCOL.md`): `join`, then a publish offer of its own, answers to
+//! every subscribe offer, `leave` at the end.
+
+use std::time::Instant;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::media::{Media, Signaling};
+use super::{BotError, BotOptions, BotReport};
+use crate::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Joins, runs the media loop, leaves.
+pub(super) async fn run(opts: BotOptions) -> Result<BotReport, BotError> {
+    let mut media = Media::new(opts, Instant::now());
+    let url = format!("ws://{}/ws", media.opts.http_addr);
+    let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let (tx, rx) = ws.split();
+    let mut signaling = CascadeSignaling { tx, rx };
+    let join = ClientMessage::Join {
+        version: PROTOCOL_VERSION,
+        room: media.opts.room.clone(),
+        name: media.opts.name.clone(),
+    };
+    signaling.send(&join).await?;
+    media.drive(&mut signaling).await?;
+    Ok(media.report)
+}
+
+struct CascadeSignaling {
+    tx: SplitSink<Ws, Message>,
+    rx: SplitStream<Ws>,
+}
+
+impl CascadeSignaling {
+    async fn send(&mut self, message: &ClientMessage) -> Result<(), BotError> {
+        // Client messages are plain data and always serialize.
+        let json = serde_json::to_string(message).expect("client messages serialize");
+        self.tx.send(Message::Text(json.into())).await?;
+        Ok(())
+    }
+}
+
+impl Signaling for CascadeSignaling {
+    type Message = ServerMessage;
+
+    async fn recv(&mut self) -> Result<Option<ServerMessage>, BotError> {
+        loop {
+            match self.rx.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(text.as_str())
+                        .map(Some)
+                        .map_err(|e| BotError::Protocol(e.to_string()));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    async fn handle(&mut self, media: &mut Media, message: ServerMessage) -> Result<(), BotError> {
+        match message {
+            ServerMessage::Joined { participant_id, .. } => {
+                media.report.participant_id = Some(participant_id);
+                if media.publishes() {
+                    let sdp = media.create_publish_offer()?;
+                    self.send(&ClientMessage::PublishOffer { sdp }).await?;
+                }
+            }
+            ServerMessage::PublishAnswer { sdp } => media.accept_publish_answer(&sdp)?,
+            ServerMessage::SubscribeOffer { sdp, .. } => {
+                let sdp = media.accept_subscribe_offer(&sdp)?;
+                self.send(&ClientMessage::SubscribeAnswer { sdp }).await?;
+            }
+            ServerMessage::ParticipantLeft { participant_id } => {
+                media.report.participants_left.push(participant_id);
+            }
+            ServerMessage::Error { message, .. } => media.report.errors.push(message),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) {
+        let _ = self.send(&ClientMessage::Leave).await;
+        let _ = self.tx.close().await;
+    }
+}

@@ -1,0 +1,560 @@
+//! The media side of a bot, shared by every signaling flavour (Cascade's
+//! WebSocket API, Janus' HTTP API): two client peer connections on their own
+//! UDP sockets, the synthetic publisher and the receiving recorder, and the
+//! event loop that drives them next to a [`Signaling`] implementation.
+//!
+//! It knows nothing about how offers and answers travel: the signaling side
+//! calls [`Media::create_publish_offer`], [`Media::accept_publish_answer`]
+//! and [`Media::accept_subscribe_offer`] with SDP strings.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+use super::payload::{self, Stamp};
+use super::record::PendingCounts;
+use super::{BotError, BotOptions, BotReport, Phase};
+
+/// Datagrams read back to back from one socket before other work.
+const RECV_BATCH: usize = 64;
+
+/// Receive/send buffer asked for each bot socket: keyframe bursts from many
+/// senders must not overflow it while the bot's task waits for a turn.
+const SOCKET_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+
+/// A keyframe request is answered at once unless a keyframe went out this
+/// recently (encoders rate-limit them the same way).
+const MIN_KEYFRAME_SPACING: Duration = Duration::from_millis(300);
+
+/// How often a bot publishes its counters to the run's [`LiveCounters`].
+///
+/// [`LiveCounters`]: super::record::LiveCounters
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One client peer connection on its own loopback socket.
+pub(crate) struct ClientPc {
+    pub rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    deadline: Instant,
+    pending: Option<SdpPendingOffer>,
+}
+
+impl ClientPc {
+    fn new(now: Instant) -> Result<Self, BotError> {
+        let socket = bind_socket()?;
+        let local = socket.local_addr()?;
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_stats_interval(None)
+            .build(now);
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| BotError::Protocol(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        Ok(ClientPc {
+            rtc,
+            socket,
+            local,
+            deadline: now,
+            pending: None,
+        })
+    }
+
+    /// Polls until str0m waits for time, sending what it emits.
+    fn drain(&mut self, events: &mut Vec<Event>) -> Result<(), BotError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.deadline = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => {
+                    // A full socket buffer drops the datagram, as a real
+                    // network would; the receiver's loss count shows it.
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(e) => events.push(e),
+            }
+        }
+    }
+
+    /// Drains what writes and SDP changes queued, then feeds timeouts while
+    /// one is due (str0m asks for "now" after `write_rtp`).
+    fn poke(&mut self, now: Instant, events: &mut Vec<Event>) -> Result<(), BotError> {
+        self.drain(events)?;
+        for _ in 0..4 {
+            if self.deadline > now {
+                break;
+            }
+            self.rtc.handle_input(Input::Timeout(now))?;
+            self.drain(events)?;
+        }
+        Ok(())
+    }
+}
+
+fn bind_socket() -> Result<UdpSocket, BotError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.[rw]mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into())?)
+}
+
+/// Which of the two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Publish,
+    Subscribe,
+}
+
+/// Sender state for one published track.
+struct Outgoing {
+    mid: Mid,
+    kind: MediaKind,
+    pt: Pt,
+    seq: u64,
+    counter: u64,
+    next_at: Instant,
+}
+
+/// A bot's connections, what it sends and what it saw.
+pub(crate) struct Media {
+    pub opts: BotOptions,
+    pub report: BotReport,
+    publish: Option<ClientPc>,
+    subscribe: Option<ClientPc>,
+    outgoing: Vec<Outgoing>,
+    publish_connected: bool,
+    last_keyframe: Option<Instant>,
+    keyframe_requested: bool,
+    /// When the bot started signaling.
+    pub opened_at: Instant,
+    phase: Phase,
+    events: Vec<Event>,
+    pending: PendingCounts,
+    last_flush: Instant,
+    ready: bool,
+}
+
+/// A signaling channel that drives a [`Media`]: how a bot talks to a server.
+pub(crate) trait Signaling {
+    type Message;
+
+    /// The next message from the server; `None` once it closed the channel.
+    /// Must be cancel-safe (it runs inside `select!`).
+    async fn recv(&mut self) -> Result<Option<Self::Message>, BotError>;
+
+    /// Acts on one message, usually by calling into `media` and replying.
+    async fn handle(&mut self, media: &mut Media, message: Self::Message) -> Result<(), BotError>;
+
+    /// Says goodbye (best effort).
+    async fn close(&mut self);
+}
+
+impl Media {
+    pub fn new(opts: BotOptions, opened_at: Instant) -> Self {
+        Media {
+            opts,
+            report: BotReport::default(),
+            publish: None,
+            subscribe: None,
+            outgoing: Vec::new(),
+            publish_connected: false,
+            last_keyframe: None,
+            keyframe_requested: false,
+            opened_at,
+            phase: Phase::Warmup,
+            events: Vec::new(),
+            pending: PendingCounts::default(),
+            last_flush: opened_at,
+            ready: false,
+        }
+    }
+
+    /// Whether this bot sends anything.
+    pub fn publishes(&self) -> bool {
+        self.opts.publish_audio || self.opts.publish_video
+    }
+
+    /// Whether the subscribe connection exists (the first offer came).
+    pub fn has_subscribe_connection(&self) -> bool {
+        self.subscribe.is_some()
+    }
+
+    /// Creates the publish connection with one send-only m-line per
+    /// published kind and returns its SDP offer.
+    pub fn create_publish_offer(&mut self) -> Result<String, BotError> {
+        let now = Instant::now();
+        let mut pc = ClientPc::new(now)?;
+        let mut api = pc.rtc.sdp_api();
+        let mut tracks = Vec::new();
+        for (kind, on) in [
+            (MediaKind::Audio, self.opts.publish_audio),
+            (MediaKind::Video, self.opts.publish_video),
+        ] {
+            if on {
+                let mid = api.add_media(kind, Direction::SendOnly, None, None, None);
+                tracks.push((kind, mid));
+            }
+        }
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| BotError::Protocol("nothing to offer".into()))?;
+        pc.pending = Some(pending);
+        for (kind, mid) in tracks {
+            let codec = match kind {
+                MediaKind::Audio => Codec::Opus,
+                MediaKind::Video => Codec::Vp8,
+            };
+            let pt = pc
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
+                .ok_or_else(|| BotError::Protocol(format!("{codec:?} not configured")))?;
+            self.outgoing.push(Outgoing {
+                mid,
+                kind,
+                pt,
+                seq: rand::random::<u16>() as u64 / 2,
+                counter: 0,
+                next_at: now,
+            });
+        }
+        self.publish = Some(pc);
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Applies the server's answer to the publish offer.
+    pub fn accept_publish_answer(&mut self, sdp: &str) -> Result<(), BotError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| BotError::Protocol(e.to_string()))?;
+        if let Some(pc) = self.publish.as_mut() {
+            if let Some(pending) = pc.pending.take() {
+                pc.rtc.sdp_api().accept_answer(pending, answer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a server offer on the subscribe connection (created on the
+    /// first one) and returns the answer.
+    pub fn accept_subscribe_offer(&mut self, sdp: &str) -> Result<String, BotError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| BotError::Protocol(e.to_string()))?;
+        let pc = match &mut self.subscribe {
+            Some(pc) => pc,
+            none => none.insert(ClientPc::new(Instant::now())?),
+        };
+        let answer = pc.rtc.sdp_api().accept_offer(offer)?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Runs the bot until its duration is over, the run says leave, or the
+    /// server closes the signaling channel.
+    pub async fn drive<S: Signaling>(&mut self, signaling: &mut S) -> Result<(), BotError> {
+        let end = self.opened_at + self.opts.duration;
+        let stop_sending = end - self.opts.drain.min(self.opts.duration);
+        let mut phases = self.opts.control.as_ref().map(|c| c.phase.clone());
+        if let Some(rx) = &phases {
+            self.phase = *rx.borrow();
+        }
+        let mut pub_buf = vec![0u8; 2048];
+        let mut sub_buf = vec![0u8; 2048];
+        loop {
+            let now = Instant::now();
+            if now >= end || self.phase == Phase::Leave {
+                break;
+            }
+            let sending = now < stop_sending && self.phase < Phase::StopSending;
+            let wake = self.wake_at(end, sending);
+            tokio::select! {
+                message = signaling.recv() => match message? {
+                    Some(m) => signaling.handle(self, m).await?,
+                    None => break,
+                },
+                received = recv_on(&self.publish, &mut pub_buf) => {
+                    self.on_datagrams(Side::Publish, received, &mut pub_buf)?;
+                }
+                received = recv_on(&self.subscribe, &mut sub_buf) => {
+                    self.on_datagrams(Side::Subscribe, received, &mut sub_buf)?;
+                }
+                phase = next_phase(&mut phases) => self.phase = phase,
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            let now = Instant::now();
+            let sending = now < stop_sending && self.phase < Phase::StopSending;
+            self.tick(now, sending)?;
+        }
+        self.flush_counts(true);
+        signaling.close().await;
+        Ok(())
+    }
+
+    /// The earliest moment something is due.
+    fn wake_at(&self, end: Instant, sending: bool) -> Instant {
+        let mut wake = end;
+        for pc in [&self.publish, &self.subscribe].into_iter().flatten() {
+            wake = wake.min(pc.deadline);
+        }
+        if sending && self.publish_connected {
+            for o in &self.outgoing {
+                wake = wake.min(o.next_at);
+            }
+        }
+        if self.opts.control.is_some() {
+            wake = wake.min(self.last_flush + FLUSH_INTERVAL);
+        }
+        wake
+    }
+
+    /// Handles the first datagram and whatever else already waits.
+    fn on_datagrams(
+        &mut self,
+        side: Side,
+        first: std::io::Result<(usize, SocketAddr)>,
+        buf: &mut [u8],
+    ) -> Result<(), BotError> {
+        let mut received = first;
+        for _ in 0..RECV_BATCH {
+            match received {
+                Ok((n, source)) => self.on_datagram(side, source, &buf[..n])?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // Loopback ICMP errors for earlier sends may surface here.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e.into()),
+            }
+            let pc = match side {
+                Side::Publish => &self.publish,
+                Side::Subscribe => &self.subscribe,
+            };
+            let Some(pc) = pc else { break };
+            received = pc.socket.try_recv_from(buf);
+        }
+        Ok(())
+    }
+
+    fn on_datagram(&mut self, side: Side, source: SocketAddr, data: &[u8]) -> Result<(), BotError> {
+        let pc = match side {
+            Side::Publish => self.publish.as_mut(),
+            Side::Subscribe => self.subscribe.as_mut(),
+        };
+        let Some(pc) = pc else { return Ok(()) };
+        let Ok(contents) = data.try_into() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        pc.rtc.handle_input(Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: pc.local,
+                contents,
+            },
+        ))?;
+        // str0m holds one received packet at a time: drain before the next.
+        let mut events = std::mem::take(&mut self.events);
+        pc.drain(&mut events)?;
+        self.handle_events(side, now, &mut events);
+        self.events = events;
+        Ok(())
+    }
+
+    fn handle_events(&mut self, side: Side, now: Instant, events: &mut Vec<Event>) {
+        for event in events.drain(..) {
+            match (side, event) {
+                (Side::Publish, Event::Connected) => self.publish_connected = true,
+                (Side::Publish, Event::KeyframeRequest(_)) => self.keyframe_requested = true,
+                (Side::Subscribe, Event::RtpPacket(packet)) => self.record(now, &packet.payload),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends due media, feeds due timeouts, publishes counters.
+    fn tick(&mut self, now: Instant, sending: bool) -> Result<(), BotError> {
+        if sending {
+            self.send_due_media(now);
+        }
+        let mut events = std::mem::take(&mut self.events);
+        for side in [Side::Publish, Side::Subscribe] {
+            let pc = match side {
+                Side::Publish => self.publish.as_mut(),
+                Side::Subscribe => self.subscribe.as_mut(),
+            };
+            if let Some(pc) = pc {
+                pc.poke(now, &mut events)?;
+                self.handle_events(side, now, &mut events);
+            }
+        }
+        self.events = events;
+        self.flush_counts(false);
+        Ok(())
+    }
+
+    fn record(&mut self, now: Instant, payload: &[u8]) {
+        let Some(stamp) = payload::parse(payload) else {
+            return;
+        };
+        let kind = payload::kind_of(payload);
+        let new = self
+            .report
+            .received
+            .entry((stamp.sender, kind))
+            .or_default()
+            .record(stamp.counter, payload.len());
+        if !new {
+            return;
+        }
+        self.pending.received_packets += 1;
+        self.pending.received_bytes += payload.len() as u64;
+        // Without a run controlling phases every packet counts.
+        if self.opts.control.is_none() || self.phase == Phase::Measure {
+            let latency = payload::now_micros().saturating_sub(stamp.sent_micros);
+            self.report.latency.record(latency);
+        }
+        if self.report.join_to_first_media.is_none() {
+            self.report.join_to_first_media = Some(now - self.opened_at);
+            if let Some(c) = &self.opts.control {
+                c.live.first_media.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !self.ready
+            && self.opts.expected_streams > 0
+            && self.report.received.len() >= self.opts.expected_streams
+        {
+            self.ready = true;
+            if let Some(c) = &self.opts.control {
+                c.live.ready.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn flush_counts(&mut self, force: bool) {
+        let Some(control) = &self.opts.control else {
+            return;
+        };
+        let now = Instant::now();
+        if force || now >= self.last_flush + FLUSH_INTERVAL {
+            self.last_flush = now;
+            self.pending.flush(&control.live);
+        }
+    }
+
+    /// Writes every packet whose time has come (once the publish connection
+    /// is up).
+    fn send_due_media(&mut self, now: Instant) {
+        if !self.publish_connected {
+            return;
+        }
+        let Some(pc) = self.publish.as_mut() else {
+            return;
+        };
+        let keyframe_due = self
+            .last_keyframe
+            .is_none_or(|t| now >= t + self.opts.keyframe_interval)
+            || (self.keyframe_requested
+                && self
+                    .last_keyframe
+                    .is_none_or(|t| now >= t + MIN_KEYFRAME_SPACING));
+        let mut sent_keyframe = false;
+        let mut sent = 0;
+        for o in self.outgoing.iter_mut().filter(|o| o.next_at <= now) {
+            let mut api = pc.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(o.mid, None) else {
+                continue;
+            };
+            match o.kind {
+                MediaKind::Audio => {
+                    o.counter += 1;
+                    o.seq += 1;
+                    let stamp = Stamp {
+                        sender: self.opts.index,
+                        counter: o.counter,
+                        sent_micros: payload::now_micros(),
+                    };
+                    let time = (o.counter * 960) as u32;
+                    let data = payload::audio(stamp, self.opts.audio_packet_bytes);
+                    stream.write_rtp(RtpWrite::new(o.pt, o.seq.into(), time, now, data).marker(true));
+                    sent += 1;
+                    o.next_at += Duration::from_millis(20);
+                }
+                MediaKind::Video => {
+                    let fps = self.opts.video_fps.max(1) as u64;
+                    let size = self.opts.video_packet_bytes.max(64);
+                    let mut frame_bytes = (self.opts.video_bitrate_bps / 8 / fps) as usize;
+                    if keyframe_due {
+                        frame_bytes *= 4;
+                        sent_keyframe = true;
+                    }
+                    // Whole packets of `size`: the bitrate is met within half
+                    // a packet per frame and every packet has the same size.
+                    let packets = ((frame_bytes + size / 2) / size).max(1);
+                    let rtp_time = o.next_at.duration_since(self.opened_at).as_micros() as u64 * 9
+                        / 100;
+                    for i in 0..packets {
+                        o.counter += 1;
+                        o.seq += 1;
+                        let stamp = Stamp {
+                            sender: self.opts.index,
+                            counter: o.counter,
+                            sent_micros: payload::now_micros(),
+                        };
+                        let data = payload::video(stamp, i == 0, keyframe_due, size);
+                        stream.write_rtp(
+                            RtpWrite::new(o.pt, o.seq.into(), rtp_time as u32, now, data)
+                                .marker(i + 1 == packets)
+                                .nackable(true),
+                        );
+                    }
+                    sent += packets as u64;
+                    o.next_at += Duration::from_micros(1_000_000 / fps);
+                }
+            }
+            // Don't try to catch up after a stall: skip missed slots.
+            if o.next_at < now {
+                o.next_at = now;
+            }
+        }
+        if sent_keyframe {
+            self.last_keyframe = Some(now);
+            self.keyframe_requested = false;
+        }
+        self.report.sent_packets += sent;
+        self.pending.sent_packets += sent;
+    }
+}
+
+async fn recv_on(pc: &Option<ClientPc>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match pc {
+        Some(pc) => pc.socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_phase(phases: &mut Option<tokio::sync::watch::Receiver<Phase>>) -> Phase {
+    if let Some(rx) = phases {
+        if rx.changed().await.is_ok() {
+            return *rx.borrow_and_update();
+        }
+        // The run went away: nobody will change the phase again.
+        *phases = None;
+    }
+    std::future::pending().await
+}

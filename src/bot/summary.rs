@@ -1,0 +1,338 @@
+//! The result of a load run: what the bots saw and what the server spent,
+//! as a plain table for people and JSON for scripts, and two runs side by
+//! side with their ratio.
+//!
+//! "Forwarded" means received by bots: a packet counts once per subscriber
+//! that got it, which is what an SFU is paid to do. Rates and CPU cost are
+//! taken over the measurement window only; loss over the whole run; bit
+//! rates count RTP payload bytes.
+
+use std::fmt::Write as _;
+use serde::Serialize;
+
+use super::load::{LoadOptions, PlannedBot, Scenario};
+use super::procfs::{ProcSample, ProcUsage};
+use super::record::{Histogram, LiveSnapshot};
+use super::BotReport;
+
+/// What the runner measured at the edges of the window.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub seconds: f64,
+    pub start: LiveSnapshot,
+    pub end: LiveSnapshot,
+    /// Server samples: before anyone joined, window start, window end.
+    pub server: Option<(ProcSample, ProcSample, ProcSample)>,
+    /// The load generator's own samples at the window edges.
+    pub own: Option<(ProcSample, ProcSample)>,
+    /// From the first bot starting to everyone receiving everything.
+    pub join_seconds: f64,
+}
+
+/// Quantiles in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Millis {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Server resource use, when the server is a local process.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ServerUse {
+    /// CPU seconds (user + system, all threads) during the window.
+    pub cpu_seconds: f64,
+    /// Average cores busy during the window.
+    pub cores: f64,
+    /// CPU microseconds per forwarded packet.
+    pub cpu_us_per_packet: f64,
+    pub rss_mib: f64,
+    /// RSS before any bot joined.
+    pub rss_baseline_mib: f64,
+    /// (RSS - baseline) / participants.
+    pub rss_per_participant_kib: f64,
+}
+
+/// One run, summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    pub target: String,
+    pub scenario: Scenario,
+    pub participants: usize,
+    pub rooms: usize,
+    pub publishers: usize,
+    pub video_bitrate_bps: u64,
+    pub video_packet_bytes: usize,
+    pub bots_failed: usize,
+    /// Subscribers that never received every stream they expected.
+    pub bots_incomplete: usize,
+    /// A few distinct error messages, if any.
+    pub errors: Vec<String>,
+    pub join_phase_seconds: f64,
+    pub window_seconds: f64,
+    pub sent_packets_per_second: f64,
+    /// Forwarded (received by bots) during the window.
+    pub packets_per_second: f64,
+    pub bits_per_second: f64,
+    pub received_packets: u64,
+    pub lost_packets: u64,
+    pub loss_ratio: f64,
+    /// One-way latency sender -> SFU -> receiver, in the window.
+    pub latency_ms: Option<Millis>,
+    /// Signaling start to first media.
+    pub join_ms: Option<Millis>,
+    pub server: Option<ServerUse>,
+    /// Cores the load generator itself used during the window.
+    pub loadgen_cores: Option<f64>,
+}
+
+impl LoadResult {
+    pub(crate) fn new(
+        target: &str,
+        opts: &LoadOptions,
+        bots: &[PlannedBot],
+        reports: &[Result<BotReport, String>],
+        w: &Window,
+    ) -> Self {
+        let mut latency = Histogram::default();
+        let mut joins = Histogram::default();
+        let mut errors: Vec<String> = Vec::new();
+        let (mut lost, mut received, mut failed, mut incomplete) = (0, 0, 0, 0);
+        for (bot, report) in bots.iter().zip(reports) {
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    failed += 1;
+                    note(&mut errors, e);
+                    continue;
+                }
+            };
+            latency.merge(&report.latency);
+            lost += report.lost_packets();
+            received += report.received_packets();
+            for e in &report.errors {
+                note(&mut errors, e);
+            }
+            if bot.expected_streams > 0 {
+                if let Some(d) = report.join_to_first_media {
+                    joins.record(d.as_micros() as u64);
+                }
+                if report.received.len() < bot.expected_streams {
+                    incomplete += 1;
+                }
+            }
+        }
+        let secs = w.seconds.max(1e-9);
+        let window_packets = w.end.received_packets - w.start.received_packets;
+        let server = w.server.map(|(baseline, start, end)| {
+            let usage = ProcUsage::between(&start, &end);
+            let participants = bots.len().max(1) as f64;
+            ServerUse {
+                cpu_seconds: usage.cpu_seconds,
+                cores: usage.cores(),
+                cpu_us_per_packet: usage.cpu_seconds * 1e6 / window_packets.max(1) as f64,
+                rss_mib: mib(end.rss_bytes),
+                rss_baseline_mib: mib(baseline.rss_bytes),
+                rss_per_participant_kib: end.rss_bytes.saturating_sub(baseline.rss_bytes) as f64
+                    / 1024.0
+                    / participants,
+            }
+        });
+        LoadResult {
+            target: target.to_string(),
+            scenario: opts.scenario,
+            participants: bots.len(),
+            rooms: bots.iter().map(|b| b.room).max().map_or(0, |r| r + 1),
+            publishers: bots.iter().filter(|b| b.audio || b.video).count(),
+            video_bitrate_bps: opts.video_bitrate_bps,
+            video_packet_bytes: opts.video_packet_bytes,
+            bots_failed: failed,
+            bots_incomplete: incomplete,
+            errors,
+            join_phase_seconds: w.join_seconds,
+            window_seconds: w.seconds,
+            sent_packets_per_second: (w.end.sent_packets - w.start.sent_packets) as f64 / secs,
+            packets_per_second: window_packets as f64 / secs,
+            bits_per_second: (w.end.received_bytes - w.start.received_bytes) as f64 * 8.0 / secs,
+            received_packets: received,
+            lost_packets: lost,
+            loss_ratio: lost as f64 / (received + lost).max(1) as f64,
+            latency_ms: millis(&latency),
+            join_ms: millis(&joins),
+            server,
+            loadgen_cores: w.own.map(|(a, b)| ProcUsage::between(&a, &b).cores()),
+        }
+    }
+
+    /// Whether every bot ran, every subscriber got everything, nothing lost.
+    pub fn is_clean(&self) -> bool {
+        self.bots_failed == 0 && self.bots_incomplete == 0 && self.lost_packets == 0
+    }
+
+    /// A human-readable table.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} · {:?} · {} participants in {} room(s), {} publishing",
+            self.target, self.scenario, self.participants, self.rooms, self.publishers
+        );
+        for (name, value) in self.rows() {
+            let _ = writeln!(out, "  {name:<28} {value}");
+        }
+        out
+    }
+
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<f64>, unit: &str, digits: usize| {
+            v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}{unit}"))
+        };
+        let q = |m: Option<Millis>| {
+            m.map_or_else(
+                || "-".to_string(),
+                |m| format!("{:.2} / {:.2} / {:.2} ms", m.p50, m.p95, m.p99),
+            )
+        };
+        let s = self.server;
+        vec![
+            (
+                "bots failed / incomplete",
+                format!("{} / {}", self.bots_failed, self.bots_incomplete),
+            ),
+            ("forwarded packets/s", format!("{:.0}", self.packets_per_second)),
+            (
+                "forwarded bits/s",
+                format!("{:.1} Mbit/s", self.bits_per_second / 1e6),
+            ),
+            ("sent packets/s", format!("{:.0}", self.sent_packets_per_second)),
+            (
+                "loss",
+                format!(
+                    "{} of {} ({:.4} %)",
+                    self.lost_packets,
+                    self.received_packets + self.lost_packets,
+                    self.loss_ratio * 100.0
+                ),
+            ),
+            ("latency p50 / p95 / p99", q(self.latency_ms)),
+            ("join p50 / p95 / p99", q(self.join_ms)),
+            ("server cores", opt(s.map(|s| s.cores), "", 2)),
+            (
+                "server CPU per packet",
+                opt(s.map(|s| s.cpu_us_per_packet), " µs", 2),
+            ),
+            ("server RSS", opt(s.map(|s| s.rss_mib), " MiB", 1)),
+            (
+                "server RSS per participant",
+                opt(s.map(|s| s.rss_per_participant_kib), " KiB", 0),
+            ),
+            ("load generator cores", opt(self.loadgen_cores, "", 2)),
+        ]
+    }
+}
+
+/// Two runs of the same scenario, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub cascade: LoadResult,
+    pub janus: LoadResult,
+    /// Janus divided by Cascade, for the figures where both exist.
+    pub janus_over_cascade: Ratios,
+}
+
+/// Janus / Cascade.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ratios {
+    pub cpu_per_packet: Option<f64>,
+    pub rss_per_participant: Option<f64>,
+    pub latency_p50: Option<f64>,
+    pub latency_p99: Option<f64>,
+    pub packets_per_second: Option<f64>,
+}
+
+impl Comparison {
+    pub fn new(cascade: LoadResult, janus: LoadResult) -> Self {
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(j), Some(c)) if c > 0.0 => Some(j / c),
+            _ => None,
+        };
+        let server = |r: &LoadResult, f: fn(&ServerUse) -> f64| r.server.as_ref().map(f);
+        let lat = |r: &LoadResult, f: fn(&Millis) -> f64| r.latency_ms.as_ref().map(f);
+        let janus_over_cascade = Ratios {
+            cpu_per_packet: ratio(
+                server(&janus, |s| s.cpu_us_per_packet),
+                server(&cascade, |s| s.cpu_us_per_packet),
+            ),
+            rss_per_participant: ratio(
+                server(&janus, |s| s.rss_per_participant_kib),
+                server(&cascade, |s| s.rss_per_participant_kib),
+            ),
+            latency_p50: ratio(lat(&janus, |m| m.p50), lat(&cascade, |m| m.p50)),
+            latency_p99: ratio(lat(&janus, |m| m.p99), lat(&cascade, |m| m.p99)),
+            packets_per_second: ratio(
+                Some(janus.packets_per_second),
+                Some(cascade.packets_per_second),
+            ),
+        };
+        Comparison {
+            cascade,
+            janus,
+            janus_over_cascade,
+        }
+    }
+
+    /// Both runs in one table with a ratio column.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let c = &self.cascade;
+        let _ = writeln!(
+            out,
+            "{:?} · {} participants in {} room(s), {} publishing · {:.0} s window",
+            c.scenario, c.participants, c.rooms, c.publishers, c.window_seconds
+        );
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<24} {:<24} janus/cascade",
+            "", "cascade", "janus"
+        );
+        let r = self.janus_over_cascade;
+        let ratios = [
+            ("forwarded packets/s", r.packets_per_second),
+            ("server CPU per packet", r.cpu_per_packet),
+            ("server RSS per participant", r.rss_per_participant),
+        ];
+        for ((name, a), (_, b)) in self.cascade.rows().into_iter().zip(self.janus.rows()) {
+            let ratio = ratios
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| *v)
+                .map_or_else(String::new, |v| format!("{v:.2}x"));
+            let _ = writeln!(out, "  {name:<28} {a:<24} {b:<24} {ratio}");
+        }
+        if let (Some(p50), Some(p99)) = (r.latency_p50, r.latency_p99) {
+            let _ = writeln!(out, "  latency ratio p50 {p50:.2}x, p99 {p99:.2}x");
+        }
+        out
+    }
+}
+
+fn note(errors: &mut Vec<String>, e: &str) {
+    if errors.len() < 5 && !errors.iter().any(|x| x == e) {
+        errors.push(e.to_string());
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn millis(h: &Histogram) -> Option<Millis> {
+    let ms = |q: f64| h.quantile(q).unwrap_or(0) as f64 / 1000.0;
+    (h.count() > 0).then(|| Millis {
+        p50: ms(0.5),
+        p95: ms(0.95),
+        p99: ms(0.99),
+        max: h.max() as f64 / 1000.0,
+    })
+}

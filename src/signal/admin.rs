@@ -1,0 +1,171 @@
+//! Operator endpoints: Prometheus metrics, readiness and introspection.
+//!
+//! - `GET /metrics`: asks every worker to fold its counters into the registry
+//!   (a [`Command::Snapshot`] round trip), then renders the registry, so a
+//!   scrape sees counters and gauges as of that moment;
+//! - `GET /readyz`: 200 when every worker answers in time, 503 otherwise
+//!   (also while shutting down, when workers have stopped);
+//! - `GET /admin/rooms`: rooms, participants and their tracks as JSON.
+//!
+//! These are served on the HTTP address, or on `--metrics-addr` when set
+//! (except `/readyz` and `/healthz`, which are on both).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::AppState;
+use crate::media::stats::RoomView;
+use crate::metrics::CONTENT_TYPE;
+use crate::worker::{Command, WorkerHandle, WorkerSnapshot};
+
+/// How long a worker may take to answer before it counts as not ready.
+const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The operator routes, to merge into the HTTP app.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/admin/rooms", get(rooms))
+        .with_state(state)
+}
+
+/// The operator routes plus health checks, for a separate `--metrics-addr`.
+pub fn standalone_router(state: AppState) -> Router {
+    Router::new()
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(super::healthz))
+        .with_state(state.clone())
+        .merge(router(state))
+}
+
+/// `GET /metrics`: fold every worker's counters, then render the registry.
+async fn metrics(State(state): State<AppState>) -> Response {
+    snapshot_all(&state).await;
+    let body = state.metrics.encode();
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// One worker in the readiness answer.
+#[derive(Debug, Serialize)]
+struct WorkerStatus {
+    index: usize,
+    ready: bool,
+    rooms: Option<usize>,
+    participants: Option<usize>,
+    queue_depth: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    workers: Vec<WorkerStatus>,
+}
+
+/// `GET /readyz`: ready when every media worker answers a snapshot request.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let snapshots = snapshot_all(&state).await;
+    let workers: Vec<WorkerStatus> = state
+        .workers
+        .iter()
+        .zip(&snapshots)
+        .map(|(w, s)| WorkerStatus {
+            index: w.index,
+            ready: s.is_some(),
+            rooms: s.as_ref().map(|s| s.rooms),
+            participants: s.as_ref().map(|s| s.participants),
+            queue_depth: queue_depth(w),
+        })
+        .collect();
+    let ready = !workers.is_empty() && workers.iter().all(|w| w.ready);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { ready, workers })).into_response()
+}
+
+/// A room in the admin listing: the core's view plus where it lives.
+#[derive(Debug, Serialize)]
+struct HostedRoom {
+    worker: usize,
+    #[serde(flatten)]
+    room: RoomView,
+}
+
+#[derive(Debug, Serialize)]
+struct RoomList {
+    rooms: Vec<HostedRoom>,
+    /// Workers that did not answer in time (their rooms are missing).
+    unavailable_workers: Vec<usize>,
+}
+
+/// `GET /admin/rooms`: every room with its participants and tracks.
+async fn rooms(State(state): State<AppState>) -> Response {
+    let answers = join_all(
+        state
+            .workers
+            .iter()
+            .map(|w| ask(w, |reply| Command::Rooms { reply })),
+    )
+    .await;
+    let mut list = RoomList {
+        rooms: Vec::new(),
+        unavailable_workers: Vec::new(),
+    };
+    for (w, answer) in state.workers.iter().zip(answers) {
+        match answer {
+            Some(rooms) => list.rooms.extend(rooms.into_iter().map(|room| HostedRoom {
+                worker: w.index,
+                room,
+            })),
+            None => list.unavailable_workers.push(w.index),
+        }
+    }
+    list.rooms.sort_by(|a, b| a.room.name.cmp(&b.room.name));
+    Json(list).into_response()
+}
+
+/// Asks every worker for a snapshot (which folds its metrics) and records
+/// which ones answered.
+async fn snapshot_all(state: &AppState) -> Vec<Option<WorkerSnapshot>> {
+    let snapshots = join_all(
+        state
+            .workers
+            .iter()
+            .map(|w| ask(w, |reply| Command::Snapshot { reply })),
+    )
+    .await;
+    for (w, s) in state.workers.iter().zip(&snapshots) {
+        state
+            .metrics
+            .set_worker_state(w.index, s.is_some(), queue_depth(w));
+    }
+    snapshots
+}
+
+/// Sends a command to `worker` and waits for the reply; `None` when the
+/// queue is full, the worker is gone or it did not answer in time.
+async fn ask<T>(
+    worker: &WorkerHandle,
+    command: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Option<T> {
+    let (reply, response) = oneshot::channel();
+    worker.commands.try_send(command(reply)).ok()?;
+    tokio::time::timeout(WORKER_REPLY_TIMEOUT, response)
+        .await
+        .ok()?
+        .ok()
+}
+
+fn queue_depth(worker: &WorkerHandle) -> usize {
+    worker.commands.max_capacity() - worker.commands.capacity()
+}

@@ -1,0 +1,163 @@
+//! WHIP and WHEP against the real server with independent str0m endpoints
+//! over UDP, in the same rooms as the WebSocket API.
+
+mod common;
+
+use std::time::Duration;
+
+use cascade::protocol::ServerMessage;
+use cascade::server::Server;
+use common::http::{request, Response};
+use common::peer::{self, Peer};
+use common::server::Ws;
+use str0m::media::{Direction, MediaKind};
+
+const SDP: (&str, &str) = ("Content-Type", "application/sdp");
+
+async fn post_offer(server: &Server, path: &str, direction: Direction, sender: Option<u32>) -> (Response, Peer) {
+    let offering = peer::offer(direction).await;
+    let response = request(server.http_addr(), "POST", path, &[SDP], offering.sdp.as_bytes()).await;
+    assert_eq!(response.status, 201, "POST {path}: {}", response.body);
+    let peer = offering.start(&response.body, sender);
+    (response, peer)
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publishers_join_rooms_and_whep_viewers_follow_them() {
+    let server = common::server::start(1, |_| {}).await;
+    let mut watcher = Ws::connect(&server).await;
+    watcher.join("studio", "watcher").await;
+
+    // A WHIP publisher shows up to a bundled-client participant.
+    let (whip_a, publisher_a) = post_offer(&server, "/whip/studio?name=Cam%20A", Direction::SendOnly, Some(1)).await;
+    let location = whip_a.header("location").expect("Location").to_string();
+    assert!(location.starts_with("/whip/session/"), "{location}");
+    assert!(whip_a.header("etag").is_some_and(|e| e.starts_with('"')));
+    assert_eq!(whip_a.header("content-type"), Some("application/sdp"));
+    let a_id = match watcher.recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. })).await {
+        ServerMessage::ParticipantJoined { participant } => {
+            assert_eq!(participant.name, "Cam A");
+            participant.id
+        }
+        _ => unreachable!(),
+    };
+    for _ in 0..2 {
+        let m = watcher.recv_until(|m| matches!(m, ServerMessage::TrackPublished { .. })).await;
+        assert!(matches!(m, ServerMessage::TrackPublished { participant_id, .. } if participant_id == a_id));
+    }
+
+    // A second publisher, and two viewers: one follows "whoever came
+    // first", one follows B explicitly.
+    let (_, publisher_b) = post_offer(&server, "/whip/studio?name=Cam%20B", Direction::SendOnly, Some(2)).await;
+    let b_id = match watcher.recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. })).await {
+        ServerMessage::ParticipantJoined { participant } => participant.id,
+        _ => unreachable!(),
+    };
+    let (_, first_viewer) = post_offer(&server, "/whep/studio", Direction::RecvOnly, None).await;
+    let (_, b_viewer) = post_offer(&server, &format!("/whep/studio/{b_id}"), Direction::RecvOnly, None).await;
+
+    eventually("the first viewer plays A's video and audio", || {
+        first_viewer.count_from(1, MediaKind::Video) > 20 && first_viewer.count_from(1, MediaKind::Audio) > 20
+    })
+    .await;
+    eventually("the following viewer plays B's video", || b_viewer.count_from(2, MediaKind::Video) > 20).await;
+    assert_eq!(b_viewer.count_from(1, MediaKind::Video), 0, "B's viewer never gets A");
+
+    // A leaves with DELETE: the first viewer switches to B, B's viewer is untouched.
+    let deleted = request(server.http_addr(), "DELETE", &location, &[], b"").await;
+    assert_eq!(deleted.status, 200);
+    let left = watcher.recv_until(|m| matches!(m, ServerMessage::ParticipantLeft { .. })).await;
+    assert_eq!(left, ServerMessage::ParticipantLeft { participant_id: a_id });
+    eventually("the first viewer switched to B", || first_viewer.count_from(2, MediaKind::Video) > 20).await;
+    assert_eq!(first_viewer.senders(MediaKind::Video).last(), Some(&2));
+
+    let again = request(server.http_addr(), "DELETE", &location, &[], b"").await;
+    assert_eq!(again.status, 404, "a deleted session is gone");
+
+    for p in [publisher_a, publisher_b, first_viewer, b_viewer] {
+        p.stop().await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_http_semantics_and_errors() {
+    let server = common::server::start(1, |c| {
+        c.auth_token = Some("s3cret-token".into());
+        c.ice_servers = vec!["stun:stun.example.org:3478".into()];
+    })
+    .await;
+    let addr = server.http_addr();
+    let auth = ("Authorization", "Bearer s3cret-token");
+    let offering = peer::offer(Direction::SendOnly).await;
+    let sdp = offering.sdp.as_bytes();
+
+    let r = request(addr, "POST", "/whip/room", &[SDP], sdp).await;
+    assert_eq!(r.status, 401, "no token");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = request(addr, "POST", "/whip/room", &[SDP, ("Authorization", "Bearer wrong-token")], sdp).await;
+    assert_eq!(r.status, 401, "wrong token");
+    let r = request(addr, "POST", "/whip/room", &[("Content-Type", "text/plain"), auth], sdp).await;
+    assert_eq!(r.status, 415);
+    let r = request(addr, "POST", "/whip/room", &[SDP, auth], b"v=0\r\nnot an offer").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = request(addr, "POST", "/whip/bad%20room", &[SDP, auth], sdp).await;
+    assert_eq!(r.status, 400);
+    let big = vec![b'a'; 100 * 1024];
+    let r = request(addr, "POST", "/whip/room", &[SDP, auth], &big).await;
+    assert_eq!(r.status, 413);
+    let r = request(addr, "POST", "/whep/room/p0000000000000001", &[SDP, auth], sdp).await;
+    assert_eq!(r.status, 404, "following nobody");
+    let r = request(addr, "OPTIONS", "/whip/room", &[], b"").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+
+    let created = request(addr, "POST", "/whip/room", &[SDP, auth], sdp).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.headers_named("link"), vec!["<stun:stun.example.org:3478>; rel=\"ice-server\""]);
+    assert_eq!(created.header("access-control-expose-headers"), Some("Location, ETag, Link"));
+    let location = created.header("location").unwrap().to_string();
+    let etag = created.header("etag").unwrap().to_string();
+    let publisher = offering.start(&created.body, Some(1));
+
+    let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
+    let candidate = b"a=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50123 typ host\r\n";
+    let r = request(addr, "PATCH", &location, &[frag, auth, ("If-Match", &etag)], candidate).await;
+    assert_eq!(r.status, 204, "trickle: {}", r.body);
+    let r = request(addr, "PATCH", &location, &[frag, auth, ("If-Match", "\"stale\"")], candidate).await;
+    assert_eq!(r.status, 412);
+    let r = request(addr, "PATCH", &location, &[SDP, auth], candidate).await;
+    assert_eq!(r.status, 415);
+    let r = request(addr, "PATCH", &location, &[frag, auth], b"a=candidate:garbage\r\n").await;
+    assert_eq!(r.status, 400);
+    let r = request(addr, "PATCH", &location, &[frag], candidate).await;
+    assert_eq!(r.status, 401);
+    let restart = b"a=ice-ufrag:newufrag\r\na=ice-pwd:newpasswordnewpassword12\r\n";
+    let r = request(addr, "PATCH", &location, &[frag, auth], restart).await;
+    assert_eq!(r.status, 200, "ICE restart: {}", r.body);
+    assert!(r.body.contains("a=ice-ufrag:") && r.body.contains("a=ice-pwd:"), "{}", r.body);
+    assert_ne!(r.header("etag"), Some(etag.as_str()), "restart changes the ETag");
+
+    let unknown = request(addr, "PATCH", "/whip/session/ffff", &[frag, auth], candidate).await;
+    assert_eq!(unknown.status, 404);
+    let wrong_kind = location.replace("/whip/", "/whep/");
+    let r = request(addr, "DELETE", &wrong_kind, &[auth], b"").await;
+    assert_eq!(r.status, 404, "a WHIP session is not a WHEP session");
+    let r = request(addr, "DELETE", &location, &[auth], b"").await;
+    assert_eq!(r.status, 200);
+    let r = request(addr, "PATCH", &location, &[frag, auth], candidate).await;
+    assert_eq!(r.status, 404);
+    publisher.stop().await;
+    server.shutdown().await;
+}
