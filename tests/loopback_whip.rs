@@ -161,3 +161,27 @@ async fn whip_http_semantics_and_errors() {
     publisher.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_receives_a_bundled_client_participant() {
+    let server = common::server::start(1, |_| {}).await;
+    // A participant speaking the WebSocket protocol (like the bundled client).
+    let mut opts = cascade::bot::BotOptions::new(server.http_addr(), "talk", 7);
+    opts.video_bitrate_bps = 300_000;
+    opts.duration = Duration::from_secs(6);
+    let speaker = tokio::spawn(cascade::bot::run(opts));
+    let mut watcher = Ws::connect(&server).await;
+    watcher.join("talk", "watcher").await;
+    let speaker_id = match watcher.recv_until(|m| matches!(m, ServerMessage::TrackPublished { .. })).await {
+        ServerMessage::TrackPublished { participant_id, .. } => participant_id,
+        _ => unreachable!(),
+    };
+    let (_, viewer) = post_offer(&server, &format!("/whep/talk/{speaker_id}"), Direction::RecvOnly, None).await;
+    eventually("the WHEP viewer plays the participant's video and audio", || {
+        viewer.count_from(7, MediaKind::Video) > 20 && viewer.count_from(7, MediaKind::Audio) > 20
+    })
+    .await;
+    viewer.stop().await;
+    speaker.await.unwrap().expect("bot ran");
+    server.shutdown().await;
+}
