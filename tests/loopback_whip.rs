@@ -14,9 +14,21 @@ use str0m::media::{Direction, MediaKind};
 
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
 
-async fn post_offer(server: &Server, path: &str, direction: Direction, sender: Option<u32>) -> (Response, Peer) {
+async fn post_offer(
+    server: &Server,
+    path: &str,
+    direction: Direction,
+    sender: Option<u32>,
+) -> (Response, Peer) {
     let offering = peer::offer(direction).await;
-    let response = request(server.http_addr(), "POST", path, &[SDP], offering.sdp.as_bytes()).await;
+    let response = request(
+        server.http_addr(),
+        "POST",
+        path,
+        &[SDP],
+        offering.sdp.as_bytes(),
+    )
+    .await;
     assert_eq!(response.status, 201, "POST {path}: {}", response.body);
     let peer = offering.start(&response.body, sender);
     (response, peer)
@@ -40,12 +52,21 @@ async fn whip_publishers_join_rooms_and_whep_viewers_follow_them() {
     watcher.join("studio", "watcher").await;
 
     // A WHIP publisher shows up to a bundled-client participant.
-    let (whip_a, publisher_a) = post_offer(&server, "/whip/studio?name=Cam%20A", Direction::SendOnly, Some(1)).await;
+    let (whip_a, publisher_a) = post_offer(
+        &server,
+        "/whip/studio?name=Cam%20A",
+        Direction::SendOnly,
+        Some(1),
+    )
+    .await;
     let location = whip_a.header("location").expect("Location").to_string();
     assert!(location.starts_with("/whip/session/"), "{location}");
     assert!(whip_a.header("etag").is_some_and(|e| e.starts_with('"')));
     assert_eq!(whip_a.header("content-type"), Some("application/sdp"));
-    let a_id = match watcher.recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. })).await {
+    let a_id = match watcher
+        .recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. }))
+        .await
+    {
         ServerMessage::ParticipantJoined { participant } => {
             assert_eq!(participant.name, "Cam A");
             participant.id
@@ -53,33 +74,70 @@ async fn whip_publishers_join_rooms_and_whep_viewers_follow_them() {
         _ => unreachable!(),
     };
     for _ in 0..2 {
-        let m = watcher.recv_until(|m| matches!(m, ServerMessage::TrackPublished { .. })).await;
-        assert!(matches!(m, ServerMessage::TrackPublished { participant_id, .. } if participant_id == a_id));
+        let m = watcher
+            .recv_until(|m| matches!(m, ServerMessage::TrackPublished { .. }))
+            .await;
+        assert!(
+            matches!(m, ServerMessage::TrackPublished { participant_id, .. } if participant_id == a_id)
+        );
     }
 
     // A second publisher, and two viewers: one follows "whoever came
     // first", one follows B explicitly.
-    let (_, publisher_b) = post_offer(&server, "/whip/studio?name=Cam%20B", Direction::SendOnly, Some(2)).await;
-    let b_id = match watcher.recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. })).await {
+    let (_, publisher_b) = post_offer(
+        &server,
+        "/whip/studio?name=Cam%20B",
+        Direction::SendOnly,
+        Some(2),
+    )
+    .await;
+    let b_id = match watcher
+        .recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. }))
+        .await
+    {
         ServerMessage::ParticipantJoined { participant } => participant.id,
         _ => unreachable!(),
     };
     let (_, first_viewer) = post_offer(&server, "/whep/studio", Direction::RecvOnly, None).await;
-    let (_, b_viewer) = post_offer(&server, &format!("/whep/studio/{b_id}"), Direction::RecvOnly, None).await;
+    let (_, b_viewer) = post_offer(
+        &server,
+        &format!("/whep/studio/{b_id}"),
+        Direction::RecvOnly,
+        None,
+    )
+    .await;
 
     eventually("the first viewer plays A's video and audio", || {
-        first_viewer.count_from(1, MediaKind::Video) > 20 && first_viewer.count_from(1, MediaKind::Audio) > 20
+        first_viewer.count_from(1, MediaKind::Video) > 20
+            && first_viewer.count_from(1, MediaKind::Audio) > 20
     })
     .await;
-    eventually("the following viewer plays B's video", || b_viewer.count_from(2, MediaKind::Video) > 20).await;
-    assert_eq!(b_viewer.count_from(1, MediaKind::Video), 0, "B's viewer never gets A");
+    eventually("the following viewer plays B's video", || {
+        b_viewer.count_from(2, MediaKind::Video) > 20
+    })
+    .await;
+    assert_eq!(
+        b_viewer.count_from(1, MediaKind::Video),
+        0,
+        "B's viewer never gets A"
+    );
 
     // A leaves with DELETE: the first viewer switches to B, B's viewer is untouched.
     let deleted = request(server.http_addr(), "DELETE", &location, &[], b"").await;
     assert_eq!(deleted.status, 200);
-    let left = watcher.recv_until(|m| matches!(m, ServerMessage::ParticipantLeft { .. })).await;
-    assert_eq!(left, ServerMessage::ParticipantLeft { participant_id: a_id });
-    eventually("the first viewer switched to B", || first_viewer.count_from(2, MediaKind::Video) > 20).await;
+    let left = watcher
+        .recv_until(|m| matches!(m, ServerMessage::ParticipantLeft { .. }))
+        .await;
+    assert_eq!(
+        left,
+        ServerMessage::ParticipantLeft {
+            participant_id: a_id
+        }
+    );
+    eventually("the first viewer switched to B", || {
+        first_viewer.count_from(2, MediaKind::Video) > 20
+    })
+    .await;
     assert_eq!(first_viewer.senders(MediaKind::Video).last(), Some(&2));
 
     let again = request(server.http_addr(), "DELETE", &location, &[], b"").await;
@@ -106,18 +164,46 @@ async fn whip_http_semantics_and_errors() {
     let r = request(addr, "POST", "/whip/room", &[SDP], sdp).await;
     assert_eq!(r.status, 401, "no token");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-    let r = request(addr, "POST", "/whip/room", &[SDP, ("Authorization", "Bearer wrong-token")], sdp).await;
+    let r = request(
+        addr,
+        "POST",
+        "/whip/room",
+        &[SDP, ("Authorization", "Bearer wrong-token")],
+        sdp,
+    )
+    .await;
     assert_eq!(r.status, 401, "wrong token");
-    let r = request(addr, "POST", "/whip/room", &[("Content-Type", "text/plain"), auth], sdp).await;
+    let r = request(
+        addr,
+        "POST",
+        "/whip/room",
+        &[("Content-Type", "text/plain"), auth],
+        sdp,
+    )
+    .await;
     assert_eq!(r.status, 415);
-    let r = request(addr, "POST", "/whip/room", &[SDP, auth], b"v=0\r\nnot an offer").await;
+    let r = request(
+        addr,
+        "POST",
+        "/whip/room",
+        &[SDP, auth],
+        b"v=0\r\nnot an offer",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     let r = request(addr, "POST", "/whip/bad%20room", &[SDP, auth], sdp).await;
     assert_eq!(r.status, 400);
     let big = vec![b'a'; 100 * 1024];
     let r = request(addr, "POST", "/whip/room", &[SDP, auth], &big).await;
     assert_eq!(r.status, 413);
-    let r = request(addr, "POST", "/whep/room/p0000000000000001", &[SDP, auth], sdp).await;
+    let r = request(
+        addr,
+        "POST",
+        "/whep/room/p0000000000000001",
+        &[SDP, auth],
+        sdp,
+    )
+    .await;
     assert_eq!(r.status, 404, "following nobody");
     let r = request(addr, "OPTIONS", "/whip/room", &[], b"").await;
     assert_eq!(r.status, 204);
@@ -125,31 +211,73 @@ async fn whip_http_semantics_and_errors() {
 
     let created = request(addr, "POST", "/whip/room", &[SDP, auth], sdp).await;
     assert_eq!(created.status, 201, "{}", created.body);
-    assert_eq!(created.headers_named("link"), vec!["<stun:stun.example.org:3478>; rel=\"ice-server\""]);
-    assert_eq!(created.header("access-control-expose-headers"), Some("Location, ETag, Link"));
+    assert_eq!(
+        created.headers_named("link"),
+        vec!["<stun:stun.example.org:3478>; rel=\"ice-server\""]
+    );
+    assert_eq!(
+        created.header("access-control-expose-headers"),
+        Some("Location, ETag, Link")
+    );
     let location = created.header("location").unwrap().to_string();
     let etag = created.header("etag").unwrap().to_string();
     let publisher = offering.start(&created.body, Some(1));
 
     let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
     let candidate = b"a=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50123 typ host\r\n";
-    let r = request(addr, "PATCH", &location, &[frag, auth, ("If-Match", &etag)], candidate).await;
+    let r = request(
+        addr,
+        "PATCH",
+        &location,
+        &[frag, auth, ("If-Match", &etag)],
+        candidate,
+    )
+    .await;
     assert_eq!(r.status, 204, "trickle: {}", r.body);
-    let r = request(addr, "PATCH", &location, &[frag, auth, ("If-Match", "\"stale\"")], candidate).await;
+    let r = request(
+        addr,
+        "PATCH",
+        &location,
+        &[frag, auth, ("If-Match", "\"stale\"")],
+        candidate,
+    )
+    .await;
     assert_eq!(r.status, 412);
     let r = request(addr, "PATCH", &location, &[SDP, auth], candidate).await;
     assert_eq!(r.status, 415);
-    let r = request(addr, "PATCH", &location, &[frag, auth], b"a=candidate:garbage\r\n").await;
+    let r = request(
+        addr,
+        "PATCH",
+        &location,
+        &[frag, auth],
+        b"a=candidate:garbage\r\n",
+    )
+    .await;
     assert_eq!(r.status, 400);
     let r = request(addr, "PATCH", &location, &[frag], candidate).await;
     assert_eq!(r.status, 401);
     let restart = b"a=ice-ufrag:newufrag\r\na=ice-pwd:newpasswordnewpassword12\r\n";
     let r = request(addr, "PATCH", &location, &[frag, auth], restart).await;
     assert_eq!(r.status, 200, "ICE restart: {}", r.body);
-    assert!(r.body.contains("a=ice-ufrag:") && r.body.contains("a=ice-pwd:"), "{}", r.body);
-    assert_ne!(r.header("etag"), Some(etag.as_str()), "restart changes the ETag");
+    assert!(
+        r.body.contains("a=ice-ufrag:") && r.body.contains("a=ice-pwd:"),
+        "{}",
+        r.body
+    );
+    assert_ne!(
+        r.header("etag"),
+        Some(etag.as_str()),
+        "restart changes the ETag"
+    );
 
-    let unknown = request(addr, "PATCH", "/whip/session/ffff", &[frag, auth], candidate).await;
+    let unknown = request(
+        addr,
+        "PATCH",
+        "/whip/session/ffff",
+        &[frag, auth],
+        candidate,
+    )
+    .await;
     assert_eq!(unknown.status, 404);
     let wrong_kind = location.replace("/whip/", "/whep/");
     let r = request(addr, "DELETE", &wrong_kind, &[auth], b"").await;
@@ -172,14 +300,27 @@ async fn a_whep_viewer_receives_a_bundled_client_participant() {
     let speaker = tokio::spawn(cascade::bot::run(opts));
     let mut watcher = Ws::connect(&server).await;
     watcher.join("talk", "watcher").await;
-    let speaker_id = match watcher.recv_until(|m| matches!(m, ServerMessage::TrackPublished { .. })).await {
+    let speaker_id = match watcher
+        .recv_until(|m| matches!(m, ServerMessage::TrackPublished { .. }))
+        .await
+    {
         ServerMessage::TrackPublished { participant_id, .. } => participant_id,
         _ => unreachable!(),
     };
-    let (_, viewer) = post_offer(&server, &format!("/whep/talk/{speaker_id}"), Direction::RecvOnly, None).await;
-    eventually("the WHEP viewer plays the participant's video and audio", || {
-        viewer.count_from(7, MediaKind::Video) > 20 && viewer.count_from(7, MediaKind::Audio) > 20
-    })
+    let (_, viewer) = post_offer(
+        &server,
+        &format!("/whep/talk/{speaker_id}"),
+        Direction::RecvOnly,
+        None,
+    )
+    .await;
+    eventually(
+        "the WHEP viewer plays the participant's video and audio",
+        || {
+            viewer.count_from(7, MediaKind::Video) > 20
+                && viewer.count_from(7, MediaKind::Audio) > 20
+        },
+    )
     .await;
     viewer.stop().await;
     speaker.await.unwrap().expect("bot ran");

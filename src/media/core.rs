@@ -249,7 +249,14 @@ impl MediaCore {
         name: &str,
         subscribe_rtc: Rtc,
     ) -> Result<(), JoinError> {
-        self.join_as(now, id, room, name, ParticipantMode::Full, Some(subscribe_rtc))
+        self.join_as(
+            now,
+            id,
+            room,
+            name,
+            ParticipantMode::Full,
+            Some(subscribe_rtc),
+        )
     }
 
     /// Adds a participant in any [`ParticipantMode`]. Only `Full` takes a
@@ -369,8 +376,9 @@ impl MediaCore {
     ) -> Result<SdpAnswer, OfferError> {
         let participant = self.participants.get(&id).ok_or(OfferError::NotJoined)?;
         let existing = match pc {
-            PcKind::Publish if participant.mode == ParticipantMode::PublishOnly
-                || participant.mode == ParticipantMode::Full =>
+            PcKind::Publish
+                if participant.mode == ParticipantMode::PublishOnly
+                    || participant.mode == ParticipantMode::Full =>
             {
                 participant.publish_peer
             }
@@ -1097,9 +1105,9 @@ impl MediaCore {
                 self.stats.count_dropped(kind, DropReason::TooOld);
                 continue;
             };
-            let timestamp = sub
-                .timestamps
-                .rewrite(ssrc, packet.header.timestamp, frame_step(&params));
+            let timestamp =
+                sub.timestamps
+                    .rewrite(ssrc, packet.header.timestamp, frame_step(&params));
             let mut api = peer.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 self.stats.count_dropped(kind, DropReason::NoStream);
@@ -1128,7 +1136,9 @@ impl MediaCore {
             }
             if !self.awaiting_media.is_empty() {
                 if let Some(joined) = self.awaiting_media.remove(&subscriber_id) {
-                    self.push_sample(Sample::JoinToFirstMedia(now.saturating_duration_since(joined)));
+                    self.push_sample(Sample::JoinToFirstMedia(
+                        now.saturating_duration_since(joined),
+                    ));
                 }
             }
             self.mark_dirty(key);
@@ -1175,12 +1185,11 @@ impl MediaCore {
         let wanted: Vec<(ParticipantId, TrackId)> = p
             .subscriptions
             .iter()
-            .filter(|s| s.kind == MediaKind::Video && matches!(s.state, SubscriptionState::Open(_)))
+            .filter(|s| s.kind == MediaKind::Video && !s.detached)
+            .filter(|s| matches!(s.state, SubscriptionState::Open(_)))
             .map(|s| (s.source, s.track))
             .collect();
-        for (source, track) in wanted {
-            self.request_keyframe(now, source, track);
-        }
+        self.request_keyframes_for(now, wanted);
     }
 
     fn housekeeping(&mut self, now: Instant) {

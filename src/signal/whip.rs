@@ -131,7 +131,16 @@ pub async fn whep_post_follow(
         .parse()
         .map_err(|_| HttpError::new(StatusCode::NOT_FOUND, "no such participant in this room"))?;
     let name = query.name.unwrap_or_else(|| "WHEP viewer".to_string());
-    create(&state, SessionKind::Whep, room, Some(follow), name, &headers, &body).await
+    create(
+        &state,
+        SessionKind::Whep,
+        room,
+        Some(follow),
+        name,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn create(
@@ -152,7 +161,10 @@ async fn create(
         ));
     }
     if !valid_display_name(&name) {
-        return Err(HttpError::new(StatusCode::BAD_REQUEST, "invalid display name"));
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid display name",
+        ));
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "the offer is not UTF-8"))?;
@@ -163,7 +175,8 @@ async fn create(
     let worker = state.directory.acquire(&room);
     let id = ParticipantId::random();
     let (outbox, inbox) = mpsc::channel(64);
-    let started = join_and_offer(state, worker, kind, id, &room, &name, follow, outbox, offer).await;
+    let started =
+        join_and_offer(state, worker, kind, id, &room, &name, follow, outbox, offer).await;
     let answer = match started {
         Ok(answer) => answer,
         Err(e) => {
@@ -190,7 +203,11 @@ async fn create(
     let mut response = (StatusCode::CREATED, answer).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
-    insert_header(h, header::LOCATION, &format!("/{}/session/{session_id}", kind.path()));
+    insert_header(
+        h,
+        header::LOCATION,
+        &format!("/{}/session/{session_id}", kind.path()),
+    );
     insert_header(h, header::ETAG, &etag);
     for server in state.ice_servers.iter() {
         h.append(header::LINK, link_header(server)?);
@@ -232,7 +249,12 @@ async fn join_and_offer(
     })?;
     let rtc = tokio::task::spawn_blocking(|| Box::new(media::server_rtc(Instant::now())))
         .await
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot create a connection"))?;
+        .map_err(|_| {
+            HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot create a connection",
+            )
+        })?;
     let result = request(state, worker, |reply| Command::ClientOffer {
         id,
         pc: kind.pc(),
@@ -250,7 +272,9 @@ async fn join_and_offer(
     match result {
         Ok(answer) => Ok(answer.to_sdp_string()),
         Err(e) => {
-            let _ = state.workers[worker].commands.try_send(Command::Leave { id });
+            let _ = state.workers[worker]
+                .commands
+                .try_send(Command::Leave { id });
             Err(e)
         }
     }
@@ -304,7 +328,12 @@ async fn patch(
     require_content_type(&headers, SDP_FRAG)?;
     let (participant, worker, current_ufrag, etag) = {
         let s = lookup(&state.http_sessions, kind, &session_id)?;
-        (s.participant, s.worker, s.remote_ufrag.clone(), s.etag.clone())
+        (
+            s.participant,
+            s.worker,
+            s.remote_ufrag.clone(),
+            s.etag.clone(),
+        )
     };
     if let Some(if_match) = headers.get(header::IF_MATCH) {
         let if_match = if_match.to_str().unwrap_or("");
@@ -320,7 +349,11 @@ async fn patch(
     let fragment = parse_fragment(text)?;
     let pc = kind.pc();
 
-    if let Some(ufrag) = fragment.ufrag.as_ref().filter(|u| Some(*u) != current_ufrag.as_ref()) {
+    if let Some(ufrag) = fragment
+        .ufrag
+        .as_ref()
+        .filter(|u| Some(*u) != current_ufrag.as_ref())
+    {
         let pwd = fragment.pwd.clone().ok_or_else(|| {
             HttpError::new(StatusCode::BAD_REQUEST, "an ICE restart needs a=ice-pwd")
         })?;
@@ -454,7 +487,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(HttpError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")),
+        _ => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        )),
     }
 }
 
@@ -552,7 +588,10 @@ fn insert_header(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
 }
 
 fn add_cors(h: &mut HeaderMap) {
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),

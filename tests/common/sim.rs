@@ -23,6 +23,7 @@ const MAX_STEP: Duration = Duration::from_millis(5);
 pub struct Received {
     pub mid: Mid,
     pub seq: u64,
+    pub pt: Pt,
     pub payload: Vec<u8>,
 }
 
@@ -85,6 +86,8 @@ pub struct Sim {
     network: VecDeque<InFlight>,
     next_port: u16,
     pub drop_filter: Option<DropFilter>,
+    /// Codec the clients publish video with (VP8 unless a test changes it).
+    pub video_codec: Codec,
     next_media: Instant,
 }
 
@@ -106,6 +109,7 @@ impl Sim {
             network: VecDeque::new(),
             next_port: 40000,
             drop_filter: None,
+            video_codec: Codec::Vp8,
             next_media: now,
         }
     }
@@ -189,6 +193,7 @@ impl Sim {
     /// check them byte for byte.
     pub fn send_media(&mut self) {
         let now = self.now;
+        let video_codec = self.video_codec;
         for client in self.clients.iter_mut() {
             let Some(pc) = client.publish.as_mut() else {
                 continue;
@@ -202,7 +207,7 @@ impl Sim {
                 let codec = if kind == MediaKind::Audio {
                     Codec::Opus
                 } else {
-                    Codec::Vp8
+                    video_codec
                 };
                 let pt = payload_type(&pc.rtc, codec);
                 let mut payload = format!("{}:{:?}:{n}:", client.name, kind).into_bytes();
@@ -428,6 +433,7 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
                         client.received.push(Received {
                             mid,
                             seq: *p.seq_no,
+                            pt: p.header.payload_type,
                             payload: p.payload.to_vec(),
                         });
                     }
@@ -439,6 +445,15 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
             }
         }
     }
+}
+
+/// The codec `rtc` has configured for payload type `pt`.
+pub fn codec_of(rtc: &Rtc, pt: Pt) -> Option<Codec> {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.pt() == pt)
+        .map(|p| p.spec().codec)
 }
 
 fn payload_type(rtc: &Rtc, codec: Codec) -> Pt {
