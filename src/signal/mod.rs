@@ -15,9 +15,9 @@ mod ws;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post};
 use axum::Router;
 
@@ -104,6 +104,32 @@ fn static_file(content_type: &'static str, body: &'static str) -> impl IntoRespo
     )
 }
 
+/// A parser error as one readable line for clients: no newlines, no
+/// internal details such as the parser's memory offsets.
+pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| !w.starts_with("PointerOffset("))
+        .collect();
+    let mut line = words.join(" ").replace(" at ", " ");
+    line.truncate(200);
+    line
+}
+
 async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn parser_errors_become_one_clean_line() {
+        let raw = "SDP parse: Parse error at PointerOffset(0x7fa93c01c07f)\nUnexpected `h`\nExpected `v`\nsdp line";
+        let line = one_line(&raw);
+        assert!(!line.contains('\n') && !line.contains("0x7f"), "{line}");
+        assert!(line.contains("Unexpected `h`"), "{line}");
+    }
 }

@@ -10,7 +10,7 @@ use str0m::{Candidate, Rtc};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::AppState;
+use super::{one_line, AppState};
 use crate::media::{
     self, AnswerError, CandidateError, MuteError, OfferError, ParticipantId, ParticipantMode,
 };
@@ -206,7 +206,7 @@ impl Session {
         match message {
             ClientMessage::PublishOffer { sdp } => {
                 let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| {
-                    error(ErrorCode::InvalidSdp, format!("cannot parse offer: {e}"))
+                    error(ErrorCode::InvalidSdp, format!("cannot parse offer: {}", one_line(&e)))
                 })?;
                 let rtc = if publishing {
                     None
@@ -232,7 +232,7 @@ impl Session {
             }
             ClientMessage::SubscribeAnswer { sdp } => {
                 let answer = SdpAnswer::from_sdp_string(&sdp).map_err(|e| {
-                    error(ErrorCode::InvalidSdp, format!("cannot parse answer: {e}"))
+                    error(ErrorCode::InvalidSdp, format!("cannot parse answer: {}", one_line(&e)))
                 })?;
                 self.request(worker, |reply| Command::SubscribeAnswer {
                     id,
@@ -346,7 +346,7 @@ fn parse_candidate(line: &str) -> Result<Candidate, ServerMessage> {
     Candidate::from_sdp_string(line).map_err(|e| {
         error(
             ErrorCode::InvalidCandidate,
-            format!("cannot parse candidate: {e}"),
+            format!("cannot parse candidate: {}", one_line(&e)),
         )
     })
 }

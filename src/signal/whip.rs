@@ -18,7 +18,7 @@ use str0m::change::SdpOffer;
 use str0m::{Candidate, IceCreds};
 use tokio::sync::{mpsc, oneshot};
 
-use super::AppState;
+use super::{one_line, AppState};
 use crate::media::{self, JoinError, OfferError, ParticipantId, ParticipantMode};
 use crate::protocol::{valid_display_name, valid_room_name, PcKind, ServerMessage};
 use crate::worker::Command;
@@ -169,7 +169,7 @@ async fn create(
     let text = std::str::from_utf8(body)
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "the offer is not UTF-8"))?;
     let offer = SdpOffer::from_sdp_string(text)
-        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, format!("cannot parse offer: {e}")))?;
+        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, format!("cannot parse offer: {}", one_line(&e))))?;
     let remote_ufrag = sdp_attribute(text, "ice-ufrag").map(str::to_string);
 
     let worker = state.directory.acquire(&room);
@@ -549,7 +549,7 @@ fn parse_fragment(text: &str) -> Result<Fragment, HttpError> {
         } else if let Some(c) = line.strip_prefix("a=") {
             if c.starts_with("candidate:") {
                 let candidate = Candidate::from_sdp_string(c).map_err(|e| {
-                    HttpError::new(StatusCode::BAD_REQUEST, format!("bad candidate: {e}"))
+                    HttpError::new(StatusCode::BAD_REQUEST, format!("bad candidate: {}", one_line(&e)))
                 })?;
                 fragment.candidates.push(candidate);
             }
