@@ -180,8 +180,8 @@ impl Metrics {
             ),
             connections: counter(
                 &r,
-                "cascade_media_connections_total",
-                "Participants whose media connection came up (ICE + DTLS)",
+                "cascade_media_subscribe_connections_total",
+                "Subscribe connections that came up (ICE + DTLS), WHEP viewers included",
                 &["worker"],
             ),
             peer_errors: counter(

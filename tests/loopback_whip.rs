@@ -282,10 +282,26 @@ async fn whip_http_semantics_and_errors() {
     let wrong_kind = location.replace("/whip/", "/whep/");
     let r = request(addr, "DELETE", &wrong_kind, &[auth], b"").await;
     assert_eq!(r.status, 404, "a WHIP session is not a WHEP session");
+    let metrics = request(addr, "GET", "/metrics", &[], b"").await.body;
+    assert!(
+        metrics.contains("cascade_signal_active_sessions{kind=\"whip\"} 1"),
+        "the live WHIP session is counted"
+    );
+    assert!(metrics.contains("cascade_signal_errors_total{code=\"http_401\"} 3"), "401s counted");
     let r = request(addr, "DELETE", &location, &[auth], b"").await;
     assert_eq!(r.status, 200);
     let r = request(addr, "PATCH", &location, &[frag, auth], candidate).await;
     assert_eq!(r.status, 404);
+    let mut closed = false;
+    for _ in 0..50 {
+        let metrics = request(addr, "GET", "/metrics", &[], b"").await.body;
+        if metrics.contains("cascade_signal_active_sessions{kind=\"whip\"} 0") {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the WHIP session gauge returns to zero after DELETE");
     publisher.stop().await;
     server.shutdown().await;
 }

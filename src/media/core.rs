@@ -327,7 +327,9 @@ impl MediaCore {
         let info = participant.info();
         self.participants.insert(id, participant);
         self.stats.joins += 1;
-        self.awaiting_media.insert(id, now);
+        if mode != ParticipantMode::PublishOnly {
+            self.awaiting_media.insert(id, now); // for the join-time histogram
+        }
 
         self.signal(
             id,
@@ -958,7 +960,7 @@ impl MediaCore {
         let Some(p) = self.participants.remove(&id) else {
             return;
         };
-        tracing::debug!(participant = %id, reason = reason.as_str(), "participant removed");
+        tracing::debug!(participant = %id, room = %p.room, reason = reason.as_str(), "participant removed");
         self.stats.leaves += 1;
         self.stats.leaves_by_reason[reason.index()] += 1;
         self.awaiting_media.remove(&id);

@@ -19,6 +19,7 @@ use str0m::{Candidate, IceCreds};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{one_line, AppState};
+use crate::metrics;
 use crate::media::{self, JoinError, OfferError, ParticipantId, ParticipantMode};
 use crate::protocol::{valid_display_name, valid_room_name, PcKind, ServerMessage};
 use crate::worker::Command;
@@ -104,7 +105,8 @@ pub async fn whip_post(
     body: Bytes,
 ) -> HttpResult {
     let name = query.name.unwrap_or_else(|| "WHIP".to_string());
-    create(&state, SessionKind::Whip, room, None, name, &headers, &body).await
+    let result = create(&state, SessionKind::Whip, room, None, name, &headers, &body).await;
+    observe(&state, "whip", result)
 }
 
 /// `POST /whep/{room}`
@@ -116,7 +118,8 @@ pub async fn whep_post(
     body: Bytes,
 ) -> HttpResult {
     let name = query.name.unwrap_or_else(|| "WHEP viewer".to_string());
-    create(&state, SessionKind::Whep, room, None, name, &headers, &body).await
+    let result = create(&state, SessionKind::Whep, room, None, name, &headers, &body).await;
+    observe(&state, "whep", result)
 }
 
 /// `POST /whep/{room}/{participant}`
@@ -127,20 +130,27 @@ pub async fn whep_post_follow(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    let follow: ParticipantId = participant
-        .parse()
-        .map_err(|_| HttpError::new(StatusCode::NOT_FOUND, "no such participant in this room"))?;
     let name = query.name.unwrap_or_else(|| "WHEP viewer".to_string());
-    create(
-        &state,
-        SessionKind::Whep,
-        room,
-        Some(follow),
-        name,
-        &headers,
-        &body,
-    )
-    .await
+    let result = match participant.parse::<ParticipantId>() {
+        Ok(follow) => {
+            let follow = Some(follow);
+            create(&state, SessionKind::Whep, room, follow, name, &headers, &body).await
+        }
+        Err(()) => Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "no such participant in this room",
+        )),
+    };
+    observe(&state, "whep", result)
+}
+
+/// Counts a WHIP/WHEP request, and its error status if it failed.
+fn observe(state: &AppState, request: &str, result: HttpResult) -> HttpResult {
+    state.metrics.count_request(request);
+    if let Err(HttpError(status, _)) = &result {
+        state.metrics.count_error(&format!("http_{}", status.as_u16()));
+    }
+    result
 }
 
 async fn create(
@@ -197,7 +207,11 @@ async fn create(
             etag: etag.clone(),
         },
     );
-    watch_session(state.clone(), session_id.clone(), room.clone(), inbox);
+    let counted = state.metrics.open_session(match kind {
+        SessionKind::Whip => metrics::SessionKind::Whip,
+        SessionKind::Whep => metrics::SessionKind::Whep,
+    });
+    watch_session(state.clone(), session_id.clone(), room.clone(), inbox, counted);
     tracing::info!(participant = %id, %room, session = %session_id, kind = kind.path(), "http session started");
 
     let mut response = (StatusCode::CREATED, answer).into_response();
@@ -287,9 +301,11 @@ fn watch_session(
     session_id: String,
     room: String,
     mut inbox: mpsc::Receiver<ServerMessage>,
+    counted: metrics::SessionGuard,
 ) {
     tokio::spawn(async move {
         while inbox.recv().await.is_some() {}
+        drop(counted);
         state.http_sessions.remove(&session_id);
         state.directory.release(&room);
         tracing::info!(session = %session_id, %room, "http session ended");
@@ -303,7 +319,8 @@ pub async fn whip_patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    patch(state, SessionKind::Whip, session_id, headers, body).await
+    let result = patch(&state, SessionKind::Whip, session_id, headers, body).await;
+    observe(&state, "whip_patch", result)
 }
 
 /// `PATCH /whep/session/{id}`
@@ -313,12 +330,13 @@ pub async fn whep_patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    patch(state, SessionKind::Whep, session_id, headers, body).await
+    let result = patch(&state, SessionKind::Whep, session_id, headers, body).await;
+    observe(&state, "whep_patch", result)
 }
 
 /// Trickle or ICE restart.
 async fn patch(
-    state: AppState,
+    state: &AppState,
     kind: SessionKind,
     session_id: String,
     headers: HeaderMap,
@@ -422,7 +440,8 @@ pub async fn whip_delete(
     Path(session_id): Path<String>,
     headers: HeaderMap,
 ) -> HttpResult {
-    delete(state, SessionKind::Whip, session_id, headers).await
+    let result = delete(&state, SessionKind::Whip, session_id, headers).await;
+    observe(&state, "whip_delete", result)
 }
 
 /// `DELETE /whep/session/{id}`
@@ -431,12 +450,13 @@ pub async fn whep_delete(
     Path(session_id): Path<String>,
     headers: HeaderMap,
 ) -> HttpResult {
-    delete(state, SessionKind::Whep, session_id, headers).await
+    let result = delete(&state, SessionKind::Whep, session_id, headers).await;
+    observe(&state, "whep_delete", result)
 }
 
 /// Ends a session: the participant leaves its room.
 async fn delete(
-    state: AppState,
+    state: &AppState,
     kind: SessionKind,
     session_id: String,
     headers: HeaderMap,

@@ -240,16 +240,25 @@ impl Worker {
     }
 
     /// Delivers signaling output to participants' outboxes. A participant
-    /// whose outbox is full is not keeping up and is removed.
+    /// whose outbox is full is not keeping up and is removed; one whose
+    /// session already ended (outbox closed) is removed as having left, so
+    /// the leave metrics do not count it as a slow consumer.
     fn dispatch_signals(&mut self) {
         loop {
-            let mut slow = Vec::new();
+            let mut gone = Vec::new();
             while let Some(out) = self.core.poll_signal() {
                 match out {
                     SignalOut::Message(to, message) => {
                         if let Some(outbox) = self.outboxes.get(&to) {
-                            if outbox.try_send(message).is_err() {
-                                slow.push(to);
+                            match outbox.try_send(message) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(_)) => {
+                                    gone.push((to, LeaveReason::SlowConsumer));
+                                }
+                                // The session ended; its `Leave` is on the way.
+                                Err(mpsc::error::TrySendError::Closed(_)) => {
+                                    gone.push((to, LeaveReason::Left));
+                                }
                             }
                         }
                     }
@@ -265,12 +274,11 @@ impl Worker {
                     }
                 }
             }
-            if slow.is_empty() {
+            if gone.is_empty() {
                 return;
             }
-            for id in slow {
-                self.core
-                    .leave(Instant::now(), id, LeaveReason::SlowConsumer);
+            for (id, reason) in gone {
+                self.core.leave(Instant::now(), id, reason);
             }
         }
     }
@@ -364,9 +372,7 @@ impl Worker {
     /// Books one loop iteration (from `woke` to now) and folds the counters
     /// into the registry when due.
     fn account(&mut self, woke: Instant) {
-        while let Some(sample) = self.core.poll_sample() {
-            self.metrics.observe(sample);
-        }
+        self.drain_samples();
         let now = Instant::now();
         self.io.busy += now.saturating_duration_since(woke);
         self.io.iterations += 1;
@@ -377,10 +383,16 @@ impl Worker {
     }
 
     fn fold_metrics(&mut self) {
+        self.drain_samples();
+        let occupancy = self.core.occupancy();
+        self.metrics.fold(self.core.stats(), &self.io, &occupancy);
+    }
+
+    /// Moves the core's histogram samples into the thread-local buffers
+    /// (every iteration, so the core's bounded queue never overflows).
+    fn drain_samples(&mut self) {
         while let Some(sample) = self.core.poll_sample() {
             self.metrics.observe(sample);
         }
-        let occupancy = self.core.occupancy();
-        self.metrics.fold(self.core.stats(), &self.io, &occupancy);
     }
 }
