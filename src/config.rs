@@ -67,7 +67,11 @@ pub struct Args {
 
     /// ICE server URL advertised to WHIP/WHEP clients in `Link` headers, e.g.
     /// `stun:stun.example.org:3478`. Repeat for several.
-    #[arg(long = "ice-server", env = "CASCADE_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        env = "CASCADE_ICE_SERVERS",
+        value_delimiter = ','
+    )]
     pub ice_servers: Vec<String>,
 }
 

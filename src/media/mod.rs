@@ -12,17 +12,19 @@
 //! - [`room`]: rooms, participants, tracks, subscriptions (plain data);
 //! - [`forward`]: per-subscriber sequence and payload-type rewriting;
 //! - [`demux`]: which peer connection a datagram is for;
+//! - [`dtls`]: DTLS through OpenSSL, so peers with RSA certificates connect;
 //! - [`peer`]: one str0m `Rtc` and how to drain it.
 
 pub mod core;
 pub mod demux;
+pub mod dtls;
 pub mod forward;
 pub mod ids;
 mod negotiate;
-mod viewer;
 pub mod peer;
 pub mod room;
 pub mod stats;
+mod viewer;
 
 pub use self::core::{
     AnswerError, CandidateError, CoreConfig, JoinError, LeaveReason, MediaCore, MuteError,
@@ -38,9 +40,10 @@ pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 
 /// A str0m `Rtc` configured the way Cascade's server side needs it: ICE-lite,
 /// RTP mode (forward packets as they are), video send buffer for NACKs,
-/// statistics events for the metrics.
+/// statistics events for the metrics, DTLS through OpenSSL ([`dtls`]).
 pub fn server_rtc(now: std::time::Instant) -> str0m::Rtc {
     str0m::Rtc::builder()
+        .set_crypto_provider(dtls::crypto_provider())
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .set_stats_interval(Some(STATS_INTERVAL))

@@ -206,7 +206,10 @@ impl Session {
         match message {
             ClientMessage::PublishOffer { sdp } => {
                 let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| {
-                    error(ErrorCode::InvalidSdp, format!("cannot parse offer: {}", one_line(&e)))
+                    error(
+                        ErrorCode::InvalidSdp,
+                        format!("cannot parse offer: {}", one_line(&e)),
+                    )
                 })?;
                 let rtc = if publishing {
                     None
@@ -232,7 +235,10 @@ impl Session {
             }
             ClientMessage::SubscribeAnswer { sdp } => {
                 let answer = SdpAnswer::from_sdp_string(&sdp).map_err(|e| {
-                    error(ErrorCode::InvalidSdp, format!("cannot parse answer: {}", one_line(&e)))
+                    error(
+                        ErrorCode::InvalidSdp,
+                        format!("cannot parse answer: {}", one_line(&e)),
+                    )
                 })?;
                 self.request(worker, |reply| Command::SubscribeAnswer {
                     id,

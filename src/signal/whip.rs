@@ -19,8 +19,8 @@ use str0m::{Candidate, IceCreds};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{one_line, AppState};
-use crate::metrics;
 use crate::media::{self, JoinError, OfferError, ParticipantId, ParticipantMode};
+use crate::metrics;
 use crate::protocol::{valid_display_name, valid_room_name, PcKind, ServerMessage};
 use crate::worker::Command;
 
@@ -134,7 +134,16 @@ pub async fn whep_post_follow(
     let result = match participant.parse::<ParticipantId>() {
         Ok(follow) => {
             let follow = Some(follow);
-            create(&state, SessionKind::Whep, room, follow, name, &headers, &body).await
+            create(
+                &state,
+                SessionKind::Whep,
+                room,
+                follow,
+                name,
+                &headers,
+                &body,
+            )
+            .await
         }
         Err(()) => Err(HttpError::new(
             StatusCode::NOT_FOUND,
@@ -148,7 +157,9 @@ pub async fn whep_post_follow(
 fn observe(state: &AppState, request: &str, result: HttpResult) -> HttpResult {
     state.metrics.count_request(request);
     if let Err(HttpError(status, _)) = &result {
-        state.metrics.count_error(&format!("http_{}", status.as_u16()));
+        state
+            .metrics
+            .count_error(&format!("http_{}", status.as_u16()));
     }
     result
 }
@@ -178,8 +189,12 @@ async fn create(
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "the offer is not UTF-8"))?;
-    let offer = SdpOffer::from_sdp_string(text)
-        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, format!("cannot parse offer: {}", one_line(&e))))?;
+    let offer = SdpOffer::from_sdp_string(text).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot parse offer: {}", one_line(&e)),
+        )
+    })?;
     let remote_ufrag = sdp_attribute(text, "ice-ufrag").map(str::to_string);
 
     let worker = state.directory.acquire(&room);
@@ -211,7 +226,13 @@ async fn create(
         SessionKind::Whip => metrics::SessionKind::Whip,
         SessionKind::Whep => metrics::SessionKind::Whep,
     });
-    watch_session(state.clone(), session_id.clone(), room.clone(), inbox, counted);
+    watch_session(
+        state.clone(),
+        session_id.clone(),
+        room.clone(),
+        inbox,
+        counted,
+    );
     tracing::info!(participant = %id, %room, session = %session_id, kind = kind.path(), "http session started");
 
     let mut response = (StatusCode::CREATED, answer).into_response();
@@ -342,7 +363,7 @@ async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    authorize(&state, &headers)?;
+    authorize(state, &headers)?;
     require_content_type(&headers, SDP_FRAG)?;
     let (participant, worker, current_ufrag, etag) = {
         let s = lookup(&state.http_sessions, kind, &session_id)?;
@@ -379,7 +400,7 @@ async fn patch(
             ufrag: ufrag.clone(),
             pass: pwd,
         };
-        let local = request(&state, worker, |reply| Command::RestartIce {
+        let local = request(state, worker, |reply| Command::RestartIce {
             id: participant,
             pc,
             remote,
@@ -387,7 +408,7 @@ async fn patch(
         })
         .await?
         .map_err(|e| HttpError::new(StatusCode::CONFLICT, e.to_string()))?;
-        add_candidates(&state, worker, participant, pc, fragment.candidates).await?;
+        add_candidates(state, worker, participant, pc, fragment.candidates).await?;
         let etag = new_etag();
         if let Some(mut s) = state.http_sessions.get_mut(&session_id) {
             s.remote_ufrag = Some(ufrag.clone());
@@ -408,7 +429,7 @@ async fn patch(
         add_cors(h);
         return Ok(response);
     }
-    add_candidates(&state, worker, participant, pc, fragment.candidates).await?;
+    add_candidates(state, worker, participant, pc, fragment.candidates).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     add_cors(response.headers_mut());
     Ok(response)
@@ -461,7 +482,7 @@ async fn delete(
     session_id: String,
     headers: HeaderMap,
 ) -> HttpResult {
-    authorize(&state, &headers)?;
+    authorize(state, &headers)?;
     let (participant, worker) = {
         let s = lookup(&state.http_sessions, kind, &session_id)?;
         (s.participant, s.worker)
@@ -569,7 +590,10 @@ fn parse_fragment(text: &str) -> Result<Fragment, HttpError> {
         } else if let Some(c) = line.strip_prefix("a=") {
             if c.starts_with("candidate:") {
                 let candidate = Candidate::from_sdp_string(c).map_err(|e| {
-                    HttpError::new(StatusCode::BAD_REQUEST, format!("bad candidate: {}", one_line(&e)))
+                    HttpError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("bad candidate: {}", one_line(&e)),
+                    )
                 })?;
                 fragment.candidates.push(candidate);
             }

@@ -238,11 +238,11 @@ def aiortc(label, *args):
     return Role(label, VENV_PY, AIORTC, list(args))
 
 
-# GStreamer 1.22's webrtcbin makes an RSA DTLS certificate. str0m's default
-# DTLS (dimpl) takes only ECDSA, so unless the server accepts RSA, stock
-# webrtcbin cannot connect. The tests marked [RSA] use the stock certificate;
-# every other GStreamer role gets an ECDSA certificate (gst_peer.py
-# --ecdsa-cert) unless INTEROP_GST_CERT=rsa, so the rest is still proven.
+# GStreamer 1.22's webrtcbin makes an RSA DTLS certificate. Cascade's DTLS
+# (OpenSSL, src/media/dtls) accepts it; str0m's built-in DTLS (dimpl) would
+# not. The tests marked [RSA] use the stock certificate; every other
+# GStreamer role gets an ECDSA certificate (gst_peer.py --ecdsa-cert) unless
+# INTEROP_GST_CERT=rsa, so both key types are proven on every run.
 GST_CERT = os.environ.get("INTEROP_GST_CERT", "ecdsa")
 
 
@@ -719,15 +719,13 @@ async def main():
 
     ctx = Context()
     want = re.compile(a.only) if a.only else None
-    # Known limitation (README, "WHIP and WHEP"): the server's DTLS accepts
-    # only ECDSA certificates, so stock GStreamer 1.22 (RSA) cannot connect.
-    # These two document it and run only on request (INTEROP_RSA=1); they
-    # are not part of the suite's pass count.
+    # Stock GStreamer 1.22 (RSA certificate) against the server's OpenSSL
+    # DTLS. On by default; INTEROP_RSA=0 leaves them out.
     rsa_tests = [
         ("aiortc WHIP -> GStreamer WHEP [stock RSA DTLS certificate]", lambda c: test_aiortc_whip_to_gst_whep(c, "rsa")),
         ("GStreamer WHIP -> aiortc WHEP [stock RSA DTLS certificate]", lambda c: test_gst_whip_to_aiortc_whep(c, "rsa")),
     ]
-    tests = (rsa_tests if os.environ.get("INTEROP_RSA") == "1" else []) + [
+    tests = (rsa_tests if os.environ.get("INTEROP_RSA", "1") != "0" else []) + [
         ("aiortc WHIP -> GStreamer WHEP [ECDSA DTLS certificate]", lambda c: test_aiortc_whip_to_gst_whep(c, "ecdsa")),
         ("GStreamer WHIP -> aiortc WHEP [ECDSA DTLS certificate]", lambda c: test_gst_whip_to_aiortc_whep(c, "ecdsa")),
         ("WebSocket-protocol publisher -> GStreamer + aiortc WHEP", test_ws_publisher_to_whep_viewers),
