@@ -13,6 +13,7 @@
 #   JANUS_PORT         Janus HTTP port on 127.0.0.1 (default 18088, away
 #                      from the 8088 of a packaged janus service)
 #   SKIP_BUILD=1       use the existing target/release binaries
+#   SERVER_BIN, LOAD_BIN  binaries to use instead of target/release/...
 #
 # What it does: installs Debian's janus if missing; writes a loopback-only
 # configuration from benches/janus/ into a temporary directory (HTTP
@@ -46,17 +47,6 @@ done
 
 LIBDIR="$(dirname "$(dpkg -L janus | grep -m1 '/janus/plugins/libjanus_videoroom.so$')")/.."
 WORK="$(mktemp -d /tmp/cascade-bench-janus.XXXXXX)"
-mkdir -p "$WORK/conf" "$WORK/plugins" "$WORK/transports" "$WORK/empty"
-ln -s "$LIBDIR/plugins/libjanus_videoroom.so" "$WORK/plugins/"
-ln -s "$LIBDIR/transports/libjanus_http.so" "$WORK/transports/"
-for f in janus.jcfg janus.transport.http.jcfg janus.plugin.videoroom.jcfg; do
-    sed -e "s|@CONFIG_DIR@|$WORK/conf|" -e "s|@PLUGINS_DIR@|$WORK/plugins|" \
-        -e "s|@TRANSPORTS_DIR@|$WORK/transports|" -e "s|@EMPTY_DIR@|$WORK/empty|" \
-        -e "s|@EVENT_LOOPS@|$EVENT_LOOPS|" -e "s|@HTTP_PORT@|$PORT|" \
-        "benches/janus/$f" > "$WORK/conf/$f"
-done
-cc -shared -fPIC -O2 -o "$WORK/lo_shim.so" benches/janus/lo_shim.c -ldl
-
 JANUS_PID=""
 cleanup() {
     if [ -n "$JANUS_PID" ] && kill -0 "$JANUS_PID" 2>/dev/null; then
@@ -72,6 +62,16 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+mkdir -p "$WORK/conf" "$WORK/plugins" "$WORK/transports" "$WORK/empty"
+ln -s "$LIBDIR/plugins/libjanus_videoroom.so" "$WORK/plugins/"
+ln -s "$LIBDIR/transports/libjanus_http.so" "$WORK/transports/"
+for f in janus.jcfg janus.transport.http.jcfg janus.plugin.videoroom.jcfg; do
+    sed -e "s|@CONFIG_DIR@|$WORK/conf|" -e "s|@PLUGINS_DIR@|$WORK/plugins|" \
+        -e "s|@TRANSPORTS_DIR@|$WORK/transports|" -e "s|@EMPTY_DIR@|$WORK/empty|" \
+        -e "s|@EVENT_LOOPS@|$EVENT_LOOPS|" -e "s|@HTTP_PORT@|$PORT|" \
+        "benches/janus/$f" > "$WORK/conf/$f"
+done
+cc -shared -fPIC -O2 -o "$WORK/lo_shim.so" benches/janus/lo_shim.c -ldl
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --bin cascade --bin cascade-load >&2
@@ -94,5 +94,6 @@ for i in $(seq 100); do
 done
 
 echo "cascade: $WORKERS media workers; janus: event_loops = $EVENT_LOOPS; args: $*" >&2
-target/release/cascade-load --spawn-server --workers "$WORKERS" \
+"${LOAD_BIN:-target/release/cascade-load}" --spawn-server \
+    --server-bin "${SERVER_BIN:-target/release/cascade}" --workers "$WORKERS" \
     --janus "http://127.0.0.1:$PORT/janus" --janus-pid "$JANUS_PID" "$@"

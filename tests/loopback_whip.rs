@@ -287,7 +287,10 @@ async fn whip_http_semantics_and_errors() {
         metrics.contains("cascade_signal_active_sessions{kind=\"whip\"} 1"),
         "the live WHIP session is counted"
     );
-    assert!(metrics.contains("cascade_signal_errors_total{code=\"http_401\"} 3"), "401s counted");
+    assert!(
+        metrics.contains("cascade_signal_errors_total{code=\"http_401\"} 3"),
+        "401s counted"
+    );
     let r = request(addr, "DELETE", &location, &[auth], b"").await;
     assert_eq!(r.status, 200);
     let r = request(addr, "PATCH", &location, &[frag, auth], candidate).await;
@@ -301,7 +304,10 @@ async fn whip_http_semantics_and_errors() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(closed, "the WHIP session gauge returns to zero after DELETE");
+    assert!(
+        closed,
+        "the WHIP session gauge returns to zero after DELETE"
+    );
     publisher.stop().await;
     server.shutdown().await;
 }

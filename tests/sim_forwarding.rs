@@ -209,3 +209,15 @@ fn h264_reaches_subscribers_under_their_own_payload_type() {
         );
     }
 }
+
+#[test]
+fn a_lone_publisher_is_not_removed_while_its_media_flows() {
+    // Its subscribe connection carries only the data channel and may never
+    // connect; that must not count as the participant going away.
+    let mut sim = Sim::new();
+    let a = sim.join("room", "alone");
+    sim.publish(a);
+    sim.run(Duration::from_secs(40), true);
+    assert!(!sim.clients[a].removed, "still in the room after 40 s");
+    assert_eq!(sim.core.participant_count(), 1);
+}

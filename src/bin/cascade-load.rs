@@ -33,9 +33,9 @@ struct Args {
     /// Participants per room (viewers for a webinar, which adds 1 publisher).
     #[arg(short = 'n', long, default_value_t = 4)]
     participants: usize,
-    /// Number of rooms (scenario `rooms` only).
-    #[arg(long, default_value_t = 4)]
-    rooms: usize,
+    /// Copies of the scenario's room (default 4 for `rooms`, else 1).
+    #[arg(long)]
+    rooms: Option<usize>,
     /// Publishers per room (default: everyone; 1 for a webinar).
     #[arg(long)]
     publishers: Option<usize>,
@@ -105,7 +105,7 @@ struct Args {
     #[arg(long, short)]
     quiet: bool,
     /// Exit with status 2 unless every run was clean (no failed or
-    /// incomplete bot, no loss).
+    /// incomplete bot, no stalled stream, no loss in the window).
     #[arg(long)]
     check: bool,
 }
@@ -149,7 +149,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut results: Vec<LoadResult> = Vec::new();
     if let Some((http_addr, pid)) = cascade {
         let target = Target::Cascade { http_addr };
-        let outcome = load::run(&target, &LoadOptions { server_pid: pid, ..opts.clone() }).await;
+        let outcome = load::run(
+            &target,
+            &LoadOptions {
+                server_pid: pid,
+                ..opts.clone()
+            },
+        )
+        .await;
         if let Some(server) = spawned.take() {
             server.stop();
         }
@@ -173,7 +180,12 @@ fn load_options(args: &Args) -> anyhow::Result<LoadOptions> {
     if args.participants == 0 || args.participants > 2000 {
         bail!("--participants must be between 1 and 2000");
     }
-    if args.scenario == Scenario::Rooms && (args.rooms == 0 || args.rooms > 500) {
+    let rooms = args.rooms.unwrap_or(if args.scenario == Scenario::Rooms {
+        4
+    } else {
+        1
+    });
+    if !(1..=500).contains(&rooms) {
         bail!("--rooms must be between 1 and 500");
     }
     if !(1..=600).contains(&args.duration) {
@@ -185,7 +197,7 @@ fn load_options(args: &Args) -> anyhow::Result<LoadOptions> {
     Ok(LoadOptions {
         scenario: args.scenario,
         participants: args.participants,
-        rooms: args.rooms,
+        rooms,
         publishers: args.publishers,
         audio: !args.no_audio,
         video: !args.no_video,
@@ -253,9 +265,12 @@ impl SpawnedServer {
         if let Some(w) = workers {
             cmd.args(["--workers", &w.to_string()]);
         }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {} (build it with cargo build --release)", bin.display()))?;
+        let mut child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start {} (build it with cargo build --release)",
+                bin.display()
+            )
+        })?;
         let stdout = child.stdout.take().context("server stdout")?;
         // Read its stdout on a thread for the whole run, so it never blocks
         // on a full pipe; the first line carries the HTTP address.

@@ -7,11 +7,12 @@ use std::time::Instant;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::media::{Media, Signaling};
-use super::{BotError, BotOptions, BotReport};
+use super::{AbortOnDrop, BotError, BotOptions, BotReport};
 use crate::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -22,7 +23,13 @@ pub(super) async fn run(opts: BotOptions) -> Result<BotReport, BotError> {
     let url = format!("ws://{}/ws", media.opts.http_addr);
     let (ws, _) = tokio_tungstenite::connect_async(url).await?;
     let (tx, rx) = ws.split();
-    let mut signaling = CascadeSignaling { tx, rx };
+    let (messages_tx, messages) = mpsc::channel(64);
+    let reader = AbortOnDrop(tokio::spawn(read_messages(rx, messages_tx)));
+    let mut signaling = CascadeSignaling {
+        tx,
+        messages,
+        _reader: reader,
+    };
     let join = ClientMessage::Join {
         version: PROTOCOL_VERSION,
         room: media.opts.room.clone(),
@@ -33,9 +40,32 @@ pub(super) async fn run(opts: BotOptions) -> Result<BotReport, BotError> {
     Ok(media.report)
 }
 
+/// Reads and parses server messages on a task of its own.
+///
+/// Polling the WebSocket stream from the media loop would be simpler, but
+/// tungstenite zero-fills its whole read buffer (128 KiB) on every poll:
+/// that memset was a third of the load generator's CPU.
+async fn read_messages(mut rx: SplitStream<Ws>, tx: mpsc::Sender<Result<ServerMessage, BotError>>) {
+    loop {
+        let item = match rx.next().await {
+            None | Some(Ok(Message::Close(_))) => return,
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(Message::Text(text))) => {
+                serde_json::from_str(text.as_str()).map_err(|e| BotError::Protocol(e.to_string()))
+            }
+            Some(Ok(_)) => continue,
+        };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
 struct CascadeSignaling {
     tx: SplitSink<Ws, Message>,
-    rx: SplitStream<Ws>,
+    messages: mpsc::Receiver<Result<ServerMessage, BotError>>,
+    _reader: AbortOnDrop,
 }
 
 impl CascadeSignaling {
@@ -51,18 +81,7 @@ impl Signaling for CascadeSignaling {
     type Message = ServerMessage;
 
     async fn recv(&mut self) -> Result<Option<ServerMessage>, BotError> {
-        loop {
-            match self.rx.next().await {
-                None | Some(Ok(Message::Close(_))) => return Ok(None),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str(text.as_str())
-                        .map(Some)
-                        .map_err(|e| BotError::Protocol(e.to_string()));
-                }
-                Some(Ok(_)) => continue,
-            }
-        }
+        self.messages.recv().await.transpose()
     }
 
     async fn handle(&mut self, media: &mut Media, message: ServerMessage) -> Result<(), BotError> {

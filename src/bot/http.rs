@@ -59,7 +59,12 @@ impl BaseUrl {
     }
 
     /// POSTs `body` to `base + suffix` and parses the JSON answer.
-    pub async fn post(&self, suffix: &str, body: &Value, limit: Duration) -> Result<Value, HttpError> {
+    pub async fn post(
+        &self,
+        suffix: &str,
+        body: &Value,
+        limit: Duration,
+    ) -> Result<Value, HttpError> {
         let body = body.to_string();
         let head = format!(
             "POST {}{suffix} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
@@ -173,10 +178,14 @@ mod tests {
 
     #[tokio::test]
     async fn base_url_needs_plain_http_and_a_port() {
-        let url = BaseUrl::parse("http://127.0.0.1:8088/janus/").await.unwrap();
+        let url = BaseUrl::parse("http://127.0.0.1:8088/janus/")
+            .await
+            .unwrap();
         assert_eq!(url.path, "/janus");
         assert_eq!(url.addr.port(), 8088);
-        assert!(BaseUrl::parse("https://127.0.0.1:8089/janus").await.is_err());
+        assert!(BaseUrl::parse("https://127.0.0.1:8089/janus")
+            .await
+            .is_err());
         assert!(BaseUrl::parse("http://127.0.0.1/janus").await.is_err());
     }
 }

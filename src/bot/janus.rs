@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::http::BaseUrl;
 use super::media::{Media, Signaling};
-use super::{BotError, BotOptions, BotReport};
+use super::{AbortOnDrop, BotError, BotOptions, BotReport};
 
 /// Bots publish with feed id `FEED_BASE + index`, so feeds are predictable.
 pub const FEED_BASE: u64 = 1_000_000;
@@ -89,7 +88,12 @@ impl Admin {
     /// A synchronous plugin request; returns `plugindata.data`.
     async fn request(&self, body: Value) -> Result<Value, BotError> {
         let suffix = format!("/{}/{}", self.session, self.handle);
-        let reply = call(&self.url, &suffix, json!({"janus": "message", "body": body})).await?;
+        let reply = call(
+            &self.url,
+            &suffix,
+            json!({"janus": "message", "body": body}),
+        )
+        .await?;
         let data = reply["plugindata"]["data"].clone();
         if let Some(error) = data.get("error") {
             return Err(BotError::Protocol(format!("videoroom: {error}")));
@@ -291,15 +295,6 @@ impl Signaling for JanusSignaling {
             json!({"janus": "destroy"}),
         )
         .await;
-    }
-}
-
-/// Aborts the long-poll task when the bot is done with it.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -7,7 +7,6 @@
 //! samples at both edges, latency recorded only inside it); then bots stop
 //! sending, drain, and leave. Every wait is bounded.
 
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use tokio::task::JoinHandle;
 use super::http::BaseUrl;
 use super::janus::JanusRoom;
 use super::procfs::{self, ProcSample};
-use super::record::{LiveCounters, LiveSnapshot};
+use super::progress::Progress;
+use super::record::LiveCounters;
 use super::summary::{LoadResult, Window};
 use super::{BotControl, BotError, BotOptions, BotReport, Phase};
 
@@ -33,7 +33,7 @@ pub enum Scenario {
     Webinar,
     /// One room; everyone publishes audio only and hears everyone else.
     Audio,
-    /// `rooms` rooms of `participants` each, every room a meeting.
+    /// Many small meetings: `rooms` rooms of `participants` each.
     Rooms,
 }
 
@@ -43,7 +43,8 @@ pub struct LoadOptions {
     pub scenario: Scenario,
     /// Participants per room (viewers, for a webinar).
     pub participants: usize,
-    /// Rooms (the `rooms` scenario only).
+    /// Independent copies of the scenario's room (Cascade places rooms on
+    /// workers, so capacity with N workers needs at least N rooms).
     pub rooms: usize,
     /// Publishers per room, when not everyone publishes.
     pub publishers: Option<usize>,
@@ -141,15 +142,14 @@ impl PlannedBot {
 /// Turns a scenario into bots, publishers first within each room.
 pub fn plan(opts: &LoadOptions) -> Vec<PlannedBot> {
     let n = opts.participants;
-    let (rooms, per_room, publishers, audio, video) = match opts.scenario {
-        Scenario::Meeting => (1, n, opts.publishers.unwrap_or(n), opts.audio, opts.video),
-        Scenario::Webinar => (1, n + 1, opts.publishers.unwrap_or(1), opts.audio, opts.video),
-        Scenario::Audio => (1, n, opts.publishers.unwrap_or(n), true, false),
-        Scenario::Rooms => {
-            let p = opts.publishers.unwrap_or(n);
-            (opts.rooms, n, p, opts.audio, opts.video)
+    let (per_room, publishers, audio, video) = match opts.scenario {
+        Scenario::Meeting | Scenario::Rooms => {
+            (n, opts.publishers.unwrap_or(n), opts.audio, opts.video)
         }
+        Scenario::Webinar => (n + 1, opts.publishers.unwrap_or(1), opts.audio, opts.video),
+        Scenario::Audio => (n, opts.publishers.unwrap_or(n), true, false),
     };
+    let rooms = opts.rooms;
     let publishers = publishers.min(per_room);
     let kinds = audio as usize + video as usize;
     let mut bots = Vec::with_capacity(rooms * per_room);
@@ -256,6 +256,7 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
     let _ = phase_tx.send(Phase::Measure);
     let server_start = opts.server_pid.map(procfs::sample).transpose()?;
     let own_start = procfs::sample(procfs::own_pid()).ok();
+    let machine_start = procfs::machine_busy_seconds();
     let live_start = live.snapshot();
     let window_start = Instant::now();
     sleep_with_progress(
@@ -270,6 +271,7 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
     let live_end = live.snapshot();
     let server_end = opts.server_pid.map(procfs::sample).transpose()?;
     let own_end = procfs::sample(procfs::own_pid()).ok();
+    let machine_end = procfs::machine_busy_seconds();
     let _ = phase_tx.send(Phase::StopSending);
 
     tokio::time::sleep(opts.drain).await;
@@ -286,9 +288,17 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
         end: live_end,
         server: pair(baseline, server_start, server_end),
         own: own_start.zip(own_end),
+        machine_busy_seconds: machine_end.zip(machine_start).map(|(e, s)| e - s),
         join_seconds: join_done.as_secs_f64(),
+        end_at: window_end,
     };
-    Ok(LoadResult::new(target.name(), opts, &bots, &reports, &window))
+    Ok(LoadResult::new(
+        target.name(),
+        opts,
+        &bots,
+        &reports,
+        &window,
+    ))
 }
 
 /// Marks a bot that ended in an error in the live counters.
@@ -349,87 +359,6 @@ async fn sleep_with_progress(
     }
 }
 
-/// The one-line status on stderr: rewritten in place on a terminal, a new
-/// line every few seconds otherwise.
-struct Progress {
-    enabled: bool,
-    tty: bool,
-    header: String,
-    bots: usize,
-    expecting: usize,
-    started: Instant,
-    last: Option<(Instant, LiveSnapshot, Option<f64>)>,
-}
-
-impl Progress {
-    fn new(target: &str, opts: &LoadOptions, bots: &[PlannedBot], started: Instant) -> Self {
-        Progress {
-            enabled: opts.progress,
-            tty: std::io::stderr().is_terminal(),
-            header: format!("[{target} {:?}]", opts.scenario).to_lowercase(),
-            bots: bots.len(),
-            expecting: bots.iter().filter(|b| b.expected_streams > 0).count(),
-            started,
-            last: None,
-        }
-    }
-
-    fn maybe_print(&mut self, live: &LiveCounters, label: &str, server_pid: Option<u32>) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        let every = if self.tty {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(3)
-        };
-        let snapshot = live.snapshot();
-        let cpu = server_pid
-            .and_then(|pid| procfs::sample(pid).ok())
-            .map(|s| s.cpu_seconds);
-        let Some((at, before, cpu_before)) = self.last else {
-            self.last = Some((now, snapshot, cpu));
-            return;
-        };
-        if now < at + every {
-            return;
-        }
-        let secs = now.duration_since(at).as_secs_f64();
-        let pps = (snapshot.received_packets - before.received_packets) as f64 / secs;
-        let mbps = (snapshot.received_bytes - before.received_bytes) as f64 * 8.0 / secs / 1e6;
-        let server = match (cpu, cpu_before) {
-            (Some(c), Some(b)) => format!(" | server {:.2} cores", (c - b) / secs),
-            _ => String::new(),
-        };
-        let line = format!(
-            "{} {:5.1}s {label:<9} | media {}/{} ready {}/{} failed {} | rx {:.1}k pkt/s {:.1} Mbit/s{server}",
-            self.header,
-            self.started.elapsed().as_secs_f64(),
-            snapshot.first_media,
-            self.bots,
-            snapshot.ready,
-            self.expecting,
-            snapshot.failed,
-            pps / 1000.0,
-            mbps,
-        );
-        let mut err = std::io::stderr().lock();
-        let _ = if self.tty {
-            write!(err, "\r{line}\x1b[K")
-        } else {
-            writeln!(err, "{line}")
-        };
-        self.last = Some((now, snapshot, cpu));
-    }
-
-    fn finish(&self) {
-        if self.enabled && self.tty {
-            eprintln!();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,7 +367,6 @@ mod tests {
         LoadOptions {
             scenario,
             participants,
-            rooms: 3,
             ..LoadOptions::default()
         }
     }
@@ -447,7 +375,9 @@ mod tests {
     fn meeting_everyone_publishes_and_expects_the_others() {
         let bots = plan(&opts(Scenario::Meeting, 4));
         assert_eq!(bots.len(), 4);
-        assert!(bots.iter().all(|b| b.audio && b.video && b.expected_streams == 6));
+        assert!(bots
+            .iter()
+            .all(|b| b.audio && b.video && b.expected_streams == 6));
     }
 
     #[test]
@@ -466,7 +396,10 @@ mod tests {
         assert!(bots
             .iter()
             .all(|b| b.audio && !b.video && b.expected_streams == 4));
-        let bots = plan(&opts(Scenario::Rooms, 2));
+        let bots = plan(&LoadOptions {
+            rooms: 3,
+            ..opts(Scenario::Rooms, 2)
+        });
         assert_eq!(bots.len(), 6);
         assert_eq!(bots.iter().filter(|b| b.room == 2).count(), 2);
         assert!(bots.iter().all(|b| b.expected_streams == 2));
@@ -475,12 +408,26 @@ mod tests {
     }
 
     #[test]
+    fn webinars_can_be_repeated_in_several_rooms() {
+        let bots = plan(&LoadOptions {
+            rooms: 2,
+            ..opts(Scenario::Webinar, 3)
+        });
+        assert_eq!(bots.len(), 8);
+        assert_eq!(bots.iter().filter(|b| b.publishes()).count(), 2);
+        assert!(bots[4].video && bots[4].room == 1);
+    }
+
+    #[test]
     fn fewer_publishers_than_participants() {
         let mut o = opts(Scenario::Meeting, 5);
         o.publishers = Some(2);
         let bots = plan(&o);
         assert_eq!(bots.iter().filter(|b| b.publishes()).count(), 2);
-        assert_eq!(bots[0].expected_streams, 2, "a publisher hears the other one");
+        assert_eq!(
+            bots[0].expected_streams, 2,
+            "a publisher hears the other one"
+        );
         assert_eq!(bots[4].expected_streams, 4, "a listener hears both");
     }
 }

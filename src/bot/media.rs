@@ -12,24 +12,20 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use str0m::{Event, Input};
 
 use super::payload::{self, Stamp};
+use super::pc::ClientPc;
 use super::record::PendingCounts;
 use super::{BotError, BotOptions, BotReport, Phase};
 
 /// Datagrams read back to back from one socket before other work.
 const RECV_BATCH: usize = 64;
-
-/// Receive/send buffer asked for each bot socket: keyframe bursts from many
-/// senders must not overflow it while the bot's task waits for a turn.
-const SOCKET_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
 /// A keyframe request is answered at once unless a keyframe went out this
 /// recently (encoders rate-limit them the same way).
@@ -39,80 +35,6 @@ const MIN_KEYFRAME_SPACING: Duration = Duration::from_millis(300);
 ///
 /// [`LiveCounters`]: super::record::LiveCounters
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// One client peer connection on its own loopback socket.
-pub(crate) struct ClientPc {
-    pub rtc: Rtc,
-    socket: UdpSocket,
-    local: SocketAddr,
-    deadline: Instant,
-    pending: Option<SdpPendingOffer>,
-}
-
-impl ClientPc {
-    fn new(now: Instant) -> Result<Self, BotError> {
-        let socket = bind_socket()?;
-        let local = socket.local_addr()?;
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_stats_interval(None)
-            .build(now);
-        let candidate =
-            Candidate::host(local, "udp").map_err(|e| BotError::Protocol(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
-        Ok(ClientPc {
-            rtc,
-            socket,
-            local,
-            deadline: now,
-            pending: None,
-        })
-    }
-
-    /// Polls until str0m waits for time, sending what it emits.
-    fn drain(&mut self, events: &mut Vec<Event>) -> Result<(), BotError> {
-        loop {
-            match self.rtc.poll_output()? {
-                Output::Timeout(t) => {
-                    self.deadline = t;
-                    return Ok(());
-                }
-                Output::Transmit(t) => {
-                    // A full socket buffer drops the datagram, as a real
-                    // network would; the receiver's loss count shows it.
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
-                }
-                Output::Event(e) => events.push(e),
-            }
-        }
-    }
-
-    /// Drains what writes and SDP changes queued, then feeds timeouts while
-    /// one is due (str0m asks for "now" after `write_rtp`).
-    fn poke(&mut self, now: Instant, events: &mut Vec<Event>) -> Result<(), BotError> {
-        self.drain(events)?;
-        for _ in 0..4 {
-            if self.deadline > now {
-                break;
-            }
-            self.rtc.handle_input(Input::Timeout(now))?;
-            self.drain(events)?;
-        }
-        Ok(())
-    }
-}
-
-fn bind_socket() -> Result<UdpSocket, BotError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the kernel caps these at net.core.[rw]mem_max.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.set_nonblocking(true)?;
-    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
-    socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into())?)
-}
 
 /// Which of the two connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +178,11 @@ impl Media {
     /// Applies a server offer on the subscribe connection (created on the
     /// first one) and returns the answer.
     pub fn accept_subscribe_offer(&mut self, sdp: &str) -> Result<String, BotError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| BotError::Protocol(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| BotError::Protocol(e.to_string()))?;
+        self.report
+            .join_to_first_offer
+            .get_or_insert_with(|| self.opened_at.elapsed());
         let pc = match &mut self.subscribe {
             Some(pc) => pc,
             none => none.insert(ClientPc::new(Instant::now())?),
@@ -380,6 +306,10 @@ impl Media {
         for event in events.drain(..) {
             match (side, event) {
                 (Side::Publish, Event::Connected) => self.publish_connected = true,
+                (Side::Subscribe, Event::Connected) => {
+                    let at = now.saturating_duration_since(self.opened_at);
+                    self.report.join_to_subscribe_connected.get_or_insert(at);
+                }
                 (Side::Publish, Event::KeyframeRequest(_)) => self.keyframe_requested = true,
                 (Side::Subscribe, Event::RtpPacket(packet)) => self.record(now, &packet.payload),
                 _ => {}
@@ -413,19 +343,22 @@ impl Media {
             return;
         };
         let kind = payload::kind_of(payload);
-        let new = self
+        let measuring = self.opts.control.is_none() || self.phase == Phase::Measure;
+        let stream = self
             .report
             .received
             .entry((stamp.sender, kind))
-            .or_default()
-            .record(stamp.counter, payload.len());
-        if !new {
+            .or_default();
+        if !stream.record_at(now, stamp.counter, payload.len()) {
             return;
+        }
+        if measuring && stream.window_first.is_none() {
+            stream.window_first = Some(stamp.counter);
         }
         self.pending.received_packets += 1;
         self.pending.received_bytes += payload.len() as u64;
         // Without a run controlling phases every packet counts.
-        if self.opts.control.is_none() || self.phase == Phase::Measure {
+        if measuring {
             let latency = payload::now_micros().saturating_sub(stamp.sent_micros);
             self.report.latency.record(latency);
         }
@@ -491,7 +424,8 @@ impl Media {
                     };
                     let time = (o.counter * 960) as u32;
                     let data = payload::audio(stamp, self.opts.audio_packet_bytes);
-                    stream.write_rtp(RtpWrite::new(o.pt, o.seq.into(), time, now, data).marker(true));
+                    stream
+                        .write_rtp(RtpWrite::new(o.pt, o.seq.into(), time, now, data).marker(true));
                     sent += 1;
                     o.next_at += Duration::from_millis(20);
                 }
@@ -506,8 +440,8 @@ impl Media {
                     // Whole packets of `size`: the bitrate is met within half
                     // a packet per frame and every packet has the same size.
                     let packets = ((frame_bytes + size / 2) / size).max(1);
-                    let rtp_time = o.next_at.duration_since(self.opened_at).as_micros() as u64 * 9
-                        / 100;
+                    let rtp_time =
+                        o.next_at.duration_since(self.opened_at).as_micros() as u64 * 9 / 100;
                     for i in 0..packets {
                         o.counter += 1;
                         o.seq += 1;

@@ -14,7 +14,8 @@
 //! - [`record`]: loss bitmaps, latency histograms, live counters;
 //! - [`summary`]: a run's results, tables, JSON, Janus/Cascade ratios;
 //! - [`procfs`]: CPU and memory of a local server process;
-//! - `media.rs`: the connections and the event loop both flavours share.
+//! - `media.rs`, `pc.rs`: the connections and the event loop both flavours
+//!   share.
 
 mod cascade;
 pub mod http;
@@ -22,7 +23,9 @@ pub mod janus;
 pub mod load;
 mod media;
 pub mod payload;
+mod pc;
 pub mod procfs;
+mod progress;
 pub mod record;
 pub mod summary;
 
@@ -114,6 +117,10 @@ pub struct BotReport {
     pub participant_id: Option<String>,
     /// From the first signaling request to the first media packet received.
     pub join_to_first_media: Option<Duration>,
+    /// From the first signaling request to the first subscribe offer, and to
+    /// the subscribe connection being up (ICE + DTLS): where join time goes.
+    pub join_to_first_offer: Option<Duration>,
+    pub join_to_subscribe_connected: Option<Duration>,
     pub sent_packets: u64,
     /// Per (sender index, kind).
     pub received: HashMap<(u32, MediaKind), StreamReport>,
@@ -159,6 +166,15 @@ pub enum BotError {
 impl From<tokio_tungstenite::tungstenite::Error> for BotError {
     fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
         BotError::WebSocket(Box::new(e))
+    }
+}
+
+/// A helper task (signaling reader, long poll) that ends with its bot.
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

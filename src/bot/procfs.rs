@@ -67,6 +67,24 @@ fn parse_rss_bytes(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Busy CPU seconds of the whole machine so far (all cores: user, nice,
+/// system, irq, softirq, steal), from the first line of `/proc/stat`.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_busy(stat.lines().next()?)
+}
+
+fn parse_machine_busy(cpu_line: &str) -> Option<f64> {
+    let mut fields = cpu_line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let v: Vec<u64> = fields.map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    Some(busy as f64 / TICKS_PER_SECOND)
+}
+
 /// Resource use between two samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProcUsage {
@@ -106,6 +124,14 @@ mod tests {
         let status = "Name:\tcascade\nVmPeak:\t  9000 kB\nVmRSS:\t   2048 kB\nThreads:\t3\n";
         assert_eq!(parse_rss_bytes(status), Some(2048 * 1024));
         assert_eq!(parse_rss_bytes("Name: x\n"), None);
+    }
+
+    #[test]
+    fn machine_busy_sums_everything_but_idle() {
+        let line = "cpu  100 10 20 5000 30 1 2 3 0 0";
+        assert_eq!(parse_machine_busy(line), Some(1.36));
+        assert_eq!(parse_machine_busy("cpu0 1 2 3"), None);
+        assert!(machine_busy_seconds().is_some());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! atomics that each bot updates once per batch of datagrams.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Packet counters a bot has seen from one stream, as a bitmap starting at
 /// the first counter received (bots number packets 1, 2, 3, ... per track).
@@ -16,6 +17,10 @@ pub struct StreamReport {
     /// Packets that arrived a second time (retransmissions of packets that
     /// were not lost after all).
     pub duplicates: u64,
+    /// When the latest new packet arrived.
+    pub last_at: Option<Instant>,
+    /// The first counter received inside a load run's measurement window.
+    pub window_first: Option<u64>,
     base: u64,
     seen: Vec<u64>,
     lowest: Option<u64>,
@@ -27,8 +32,18 @@ pub struct StreamReport {
 const EARLY_SLACK: u64 = 64;
 
 impl StreamReport {
-    /// Records packet `counter` of `bytes` bytes; returns false for a
-    /// duplicate or a packet from before the stream's first one.
+    /// Records packet `counter` of `bytes` bytes that arrived at `now`;
+    /// returns false for a duplicate or a packet from before the stream's
+    /// first one.
+    pub fn record_at(&mut self, now: Instant, counter: u64, bytes: usize) -> bool {
+        let new = self.record(counter, bytes);
+        if new {
+            self.last_at = Some(now);
+        }
+        new
+    }
+
+    /// [`StreamReport::record_at`] without the arrival time.
     pub fn record(&mut self, counter: u64, bytes: usize) -> bool {
         if self.lowest.is_none() {
             self.base = counter.saturating_sub(EARLY_SLACK);
@@ -50,6 +65,40 @@ impl StreamReport {
         self.lowest = Some(self.lowest.map_or(counter, |l| l.min(counter)));
         self.highest = Some(self.highest.map_or(counter, |h| h.max(counter)));
         true
+    }
+
+    /// Up to `limit` missing counters between the first and the last packet
+    /// received, lowest first (to see where loss happens).
+    pub fn missing(&self, limit: usize) -> Vec<u64> {
+        let (Some(low), Some(high)) = (self.lowest, self.highest) else {
+            return Vec::new();
+        };
+        (low..=high)
+            .filter(|c| {
+                let offset = c - self.base;
+                self.seen[(offset / 64) as usize] & (1 << (offset % 64)) == 0
+            })
+            .take(limit)
+            .collect()
+    }
+
+    /// The first counter received, if any.
+    pub fn first(&self) -> Option<u64> {
+        self.lowest
+    }
+
+    /// Packets missing from `from` (a counter) to the last one received.
+    pub fn lost_from(&self, from: u64) -> u64 {
+        let Some(high) = self.highest else {
+            return 0;
+        };
+        let from = from.max(self.base);
+        (from..=high)
+            .filter(|c| {
+                let offset = c - self.base;
+                self.seen[(offset / 64) as usize] & (1 << (offset % 64)) == 0
+            })
+            .count() as u64
     }
 
     /// Packets missing between the first and the last one received.
@@ -236,6 +285,9 @@ mod tests {
         assert_eq!(r.packets, 4, "duplicate not counted twice");
         assert_eq!(r.duplicates, 1);
         assert_eq!(r.lost(), 1);
+        assert_eq!(r.missing(10), vec![7]);
+        assert_eq!(r.lost_from(8), 0);
+        assert_eq!(r.lost_from(6), 1);
         // A late packet from just before the first one still counts.
         assert!(r.record(3, 100));
         assert_eq!(r.lost(), 2, "3..=9 minus 5 received");

@@ -4,11 +4,13 @@
 //!
 //! "Forwarded" means received by bots: a packet counts once per subscriber
 //! that got it, which is what an SFU is paid to do. Rates and CPU cost are
-//! taken over the measurement window only; loss over the whole run; bit
+//! taken over the measurement window only; loss both over the whole run
+//! (joins and renegotiations included) and from the window's start on; bit
 //! rates count RTP payload bytes.
 
-use std::fmt::Write as _;
 use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use super::load::{LoadOptions, PlannedBot, Scenario};
 use super::procfs::{ProcSample, ProcUsage};
@@ -25,9 +27,17 @@ pub(crate) struct Window {
     pub server: Option<(ProcSample, ProcSample, ProcSample)>,
     /// The load generator's own samples at the window edges.
     pub own: Option<(ProcSample, ProcSample)>,
+    /// Busy CPU seconds of the whole machine during the window.
+    pub machine_busy_seconds: Option<f64>,
     /// From the first bot starting to everyone receiving everything.
     pub join_seconds: f64,
+    /// When the window closed.
+    pub end_at: Instant,
 }
+
+/// A stream whose last packet arrived this long before the window closed
+/// has stalled (the sender or the subscription went away).
+const STALL: Duration = Duration::from_secs(1);
 
 /// Quantiles in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -67,6 +77,11 @@ pub struct LoadResult {
     pub bots_failed: usize,
     /// Subscribers that never received every stream they expected.
     pub bots_incomplete: usize,
+    /// Streams that stopped arriving before the window closed.
+    pub streams_stalled: usize,
+    /// Streams received that the bot should not get (another room's, its
+    /// own): always a bug.
+    pub streams_unexpected: usize,
     /// A few distinct error messages, if any.
     pub errors: Vec<String>,
     pub join_phase_seconds: f64,
@@ -76,15 +91,26 @@ pub struct LoadResult {
     pub packets_per_second: f64,
     pub bits_per_second: f64,
     pub received_packets: u64,
+    /// Lost over the whole run, joins included.
     pub lost_packets: u64,
     pub loss_ratio: f64,
+    /// Lost from the start of the measurement window on.
+    pub window_lost_packets: u64,
     /// One-way latency sender -> SFU -> receiver, in the window.
     pub latency_ms: Option<Millis>,
     /// Signaling start to first media.
     pub join_ms: Option<Millis>,
+    /// Signaling start to the first subscribe offer, and to the subscribe
+    /// connection being up (ICE + DTLS): where join time goes.
+    pub first_offer_ms: Option<Millis>,
+    pub subscribe_connected_ms: Option<Millis>,
     pub server: Option<ServerUse>,
     /// Cores the load generator itself used during the window.
     pub loadgen_cores: Option<f64>,
+    /// Cores busy with anything else on the machine during the window
+    /// (other processes compete with the server and the bots: results
+    /// with a large value here are not comparable).
+    pub background_cores: Option<f64>,
 }
 
 impl LoadResult {
@@ -97,8 +123,12 @@ impl LoadResult {
     ) -> Self {
         let mut latency = Histogram::default();
         let mut joins = Histogram::default();
+        let mut offers = Histogram::default();
+        let mut connects = Histogram::default();
         let mut errors: Vec<String> = Vec::new();
         let (mut lost, mut received, mut failed, mut incomplete) = (0, 0, 0, 0);
+        let (mut stalled, mut unexpected, mut window_lost) = (0, 0, 0);
+        let stall_before = w.end_at.checked_sub(STALL).unwrap_or(w.end_at);
         for (bot, report) in bots.iter().zip(reports) {
             let report = match report {
                 Ok(r) => r,
@@ -109,14 +139,31 @@ impl LoadResult {
                 }
             };
             latency.merge(&report.latency);
+            stalled += report
+                .received
+                .values()
+                .filter(|s| s.last_at.is_some_and(|t| t < stall_before))
+                .count();
             lost += report.lost_packets();
+            window_lost += report
+                .received
+                .values()
+                .filter_map(|s| s.window_first.map(|f| s.lost_from(f)))
+                .sum::<u64>();
             received += report.received_packets();
             for e in &report.errors {
                 note(&mut errors, e);
             }
+            unexpected += report.received.len().saturating_sub(bot.expected_streams);
             if bot.expected_streams > 0 {
-                if let Some(d) = report.join_to_first_media {
-                    joins.record(d.as_micros() as u64);
+                for (h, d) in [
+                    (&mut joins, report.join_to_first_media),
+                    (&mut offers, report.join_to_first_offer),
+                    (&mut connects, report.join_to_subscribe_connected),
+                ] {
+                    if let Some(d) = d {
+                        h.record(d.as_micros() as u64);
+                    }
                 }
                 if report.received.len() < bot.expected_streams {
                     incomplete += 1;
@@ -124,6 +171,7 @@ impl LoadResult {
             }
         }
         let secs = w.seconds.max(1e-9);
+        let loadgen_cores = w.own.map(|(a, b)| ProcUsage::between(&a, &b).cores());
         let window_packets = w.end.received_packets - w.start.received_packets;
         let server = w.server.map(|(baseline, start, end)| {
             let usage = ProcUsage::between(&start, &end);
@@ -149,6 +197,8 @@ impl LoadResult {
             video_packet_bytes: opts.video_packet_bytes,
             bots_failed: failed,
             bots_incomplete: incomplete,
+            streams_stalled: stalled,
+            streams_unexpected: unexpected,
             errors,
             join_phase_seconds: w.join_seconds,
             window_seconds: w.seconds,
@@ -158,16 +208,29 @@ impl LoadResult {
             received_packets: received,
             lost_packets: lost,
             loss_ratio: lost as f64 / (received + lost).max(1) as f64,
+            window_lost_packets: window_lost,
             latency_ms: millis(&latency),
             join_ms: millis(&joins),
+            first_offer_ms: millis(&offers),
+            subscribe_connected_ms: millis(&connects),
             server,
-            loadgen_cores: w.own.map(|(a, b)| ProcUsage::between(&a, &b).cores()),
+            loadgen_cores,
+            background_cores: w.machine_busy_seconds.map(|busy| {
+                let ours =
+                    server.map_or(0.0, |s| s.cpu_seconds) + loadgen_cores.unwrap_or(0.0) * secs;
+                ((busy - ours) / secs).max(0.0)
+            }),
         }
     }
 
-    /// Whether every bot ran, every subscriber got everything, nothing lost.
+    /// Whether every bot ran, every subscriber got everything and nothing
+    /// was lost in the measurement window.
     pub fn is_clean(&self) -> bool {
-        self.bots_failed == 0 && self.bots_incomplete == 0 && self.lost_packets == 0
+        self.bots_failed == 0
+            && self.bots_incomplete == 0
+            && self.streams_stalled == 0
+            && self.streams_unexpected == 0
+            && self.window_lost_packets == 0
     }
 
     /// A human-readable table.
@@ -200,14 +263,24 @@ impl LoadResult {
                 "bots failed / incomplete",
                 format!("{} / {}", self.bots_failed, self.bots_incomplete),
             ),
-            ("forwarded packets/s", format!("{:.0}", self.packets_per_second)),
+            (
+                "streams stalled / unexpected",
+                format!("{} / {}", self.streams_stalled, self.streams_unexpected),
+            ),
+            (
+                "forwarded packets/s",
+                format!("{:.0}", self.packets_per_second),
+            ),
             (
                 "forwarded bits/s",
                 format!("{:.1} Mbit/s", self.bits_per_second / 1e6),
             ),
-            ("sent packets/s", format!("{:.0}", self.sent_packets_per_second)),
             (
-                "loss",
+                "sent packets/s",
+                format!("{:.0}", self.sent_packets_per_second),
+            ),
+            (
+                "loss (whole run)",
                 format!(
                     "{} of {} ({:.4} %)",
                     self.lost_packets,
@@ -215,8 +288,16 @@ impl LoadResult {
                     self.loss_ratio * 100.0
                 ),
             ),
+            ("lost in the window", self.window_lost_packets.to_string()),
             ("latency p50 / p95 / p99", q(self.latency_ms)),
             ("join p50 / p95 / p99", q(self.join_ms)),
+            (
+                "join p50: offer / connected",
+                match (self.first_offer_ms, self.subscribe_connected_ms) {
+                    (Some(o), Some(c)) => format!("{:.1} / {:.1} ms", o.p50, c.p50),
+                    _ => "-".to_string(),
+                },
+            ),
             ("server cores", opt(s.map(|s| s.cores), "", 2)),
             (
                 "server CPU per packet",
@@ -228,6 +309,10 @@ impl LoadResult {
                 opt(s.map(|s| s.rss_per_participant_kib), " KiB", 0),
             ),
             ("load generator cores", opt(self.loadgen_cores, "", 2)),
+            (
+                "other load on the machine",
+                opt(self.background_cores, " cores", 2),
+            ),
         ]
     }
 }
@@ -293,7 +378,7 @@ impl Comparison {
         );
         let _ = writeln!(
             out,
-            "  {:<28} {:<24} {:<24} janus/cascade",
+            "  {:<28} {:<30} {:<30} janus/cascade",
             "", "cascade", "janus"
         );
         let r = self.janus_over_cascade;
@@ -308,7 +393,7 @@ impl Comparison {
                 .find(|(n, _)| *n == name)
                 .and_then(|(_, v)| *v)
                 .map_or_else(String::new, |v| format!("{v:.2}x"));
-            let _ = writeln!(out, "  {name:<28} {a:<24} {b:<24} {ratio}");
+            let _ = writeln!(out, "  {name:<28} {a:<30} {b:<30} {ratio}");
         }
         if let (Some(p50), Some(p99)) = (r.latency_p50, r.latency_p99) {
             let _ = writeln!(out, "  latency ratio p50 {p50:.2}x, p99 {p99:.2}x");

@@ -322,6 +322,7 @@ impl MediaCore {
             channel_negotiated: false,
             joined_at: now,
             connected: false,
+            subscribe_connected: false,
             disconnected_since: None,
         };
         let info = participant.info();
@@ -812,6 +813,9 @@ impl MediaCore {
             }
             (_, Event::Connected) => {
                 tracing::debug!(participant = %owner, pc = ?kind, "connected");
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.connected = true;
+                }
                 if let Some(p) = self.participants.get_mut(&owner) {
                     p.connected = true;
                 }
@@ -821,9 +825,12 @@ impl MediaCore {
             }
             (_, Event::IceConnectionStateChange(state)) => {
                 tracing::debug!(participant = %owner, pc = ?kind, ?state, "ice state");
+                // A connection that never connected is the connect timeout's
+                // business; "disconnected" only means something after "connected".
+                let was_connected = peer.connected;
                 if let Some(p) = self.participants.get_mut(&owner) {
                     match state {
-                        IceConnectionState::Disconnected => {
+                        IceConnectionState::Disconnected if was_connected => {
                             p.disconnected_since.get_or_insert(now);
                         }
                         IceConnectionState::Connected | IceConnectionState::Completed => {
@@ -1180,9 +1187,10 @@ impl MediaCore {
     }
 
     fn on_subscriber_connected(&mut self, now: Instant, id: ParticipantId) {
-        let Some(p) = self.participants.get(&id) else {
+        let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        p.subscribe_connected = true;
         self.stats.subscribers_connected += 1;
         let wanted: Vec<(ParticipantId, TrackId)> = p
             .subscriptions

@@ -129,7 +129,15 @@ impl MediaCore {
             }
         }
         self.mark_dirty(key);
-        self.request_keyframes_for(now, opened);
+        // Before the connection is up a keyframe would be lost and the
+        // throttle would delay the one sent at `Connected`.
+        let connected = self
+            .participants
+            .get(&id)
+            .is_some_and(|p| p.subscribe_connected);
+        if connected {
+            self.request_keyframes_for(now, opened);
+        }
         result.map_err(|e| AnswerError::InvalidSdp(e.to_string()))
     }
 }

@@ -23,6 +23,8 @@ pub struct Peer {
     pub scheduled: Option<Instant>,
     /// Queued for a timeout + drain in the core's next flush.
     pub dirty: bool,
+    /// ICE and DTLS completed at least once.
+    pub connected: bool,
 }
 
 impl Peer {
@@ -33,6 +35,7 @@ impl Peer {
             kind,
             scheduled: None,
             dirty: false,
+            connected: false,
         }
     }
 

@@ -50,6 +50,9 @@ pub struct Participant {
     pub joined_at: Instant,
     /// Set when a connection of this participant first completed ICE + DTLS.
     pub connected: bool,
+    /// Set when the subscribe connection completed ICE + DTLS: only then can
+    /// a keyframe reach it, so only then is one worth asking for.
+    pub subscribe_connected: bool,
     /// Since when ICE reports the participant disconnected, if it does.
     pub disconnected_since: Option<Instant>,
 }

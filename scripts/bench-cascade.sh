@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Cascade's key load measurements on this machine, each a short cascade-load
+# run against a server the tool starts itself (loopback only, bounded):
+#
+#   cpu       webinar, 1 publisher -> 200 viewers, video only, 1 worker:
+#             server CPU per forwarded ~1200-byte video packet
+#   memory    10-person meeting: server RSS per participant
+#   capacity  many 10-person meetings, 1 and 2 workers, rising load: the
+#             highest forwarding rate with no loss and no stall
+#   latency   the same meetings at about half the 1-worker capacity
+#
+#   scripts/bench-cascade.sh            # everything (~4 minutes)
+#   scripts/bench-cascade.sh cpu memory # some of it
+#
+# Results: one JSON per run in target/bench/, and a table at the end.
+# Environment: DURATION (window seconds, default 15), SKIP_BUILD=1,
+# QUIET_WAIT (seconds to wait for an idle machine before each run, 120),
+# SERVER_BIN / LOAD_BIN (binaries to use instead of target/release/...).
+#
+# The bots share the machine with the server; each run reports the cores
+# the server, the load generator and everything else used. Numbers taken
+# while other work runs ("other load" well above 0) are not comparable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-15}"
+QUIET_WAIT="${QUIET_WAIT:-120}"
+OUT=target/bench
+mkdir -p "$OUT"
+if [ "$#" -eq 0 ]; then
+    set -- cpu memory capacity latency
+fi
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release --bin cascade --bin cascade-load >&2
+fi
+LOAD="${LOAD_BIN:-target/release/cascade-load}"
+SERVER="${SERVER_BIN:-target/release/cascade}"
+
+# Waits (bounded) until the machine is mostly idle: under 0.3 busy cores
+# over 2 seconds.
+wait_quiet() {
+    local waited=0
+    while [ "$waited" -lt "$QUIET_WAIT" ]; do
+        local a b
+        a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+        sleep 2
+        b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+        if [ $((b - a)) -lt 60 ]; then
+            return 0
+        fi
+        waited=$((waited + 2))
+    done
+    echo "warning: the machine stayed busy; measuring anyway" >&2
+}
+
+# run NAME ARGS...: one measured run, JSON kept in target/bench/NAME.json.
+run() {
+    local name="$1"
+    shift
+    wait_quiet
+    echo "== $name: cascade-load --spawn-server $*" >&2
+    "$LOAD" --spawn-server --server-bin "$SERVER" --duration "$DURATION" --json "$@" > "$OUT/$name.json"
+}
+
+for what in "$@"; do
+    case "$what" in
+    cpu)
+        run cpu-webinar-200 --workers 1 --scenario webinar -n 200 --no-audio --join-interval-ms 10
+        ;;
+    memory)
+        run memory-meeting-10 --workers 2 --scenario meeting -n 10
+        ;;
+    capacity)
+        for workers in 1 2; do
+            for rooms in 2 4 6 8; do
+                run "capacity-w$workers-rooms$rooms" --workers "$workers" --scenario rooms \
+                    --rooms "$rooms" -n 10 --join-interval-ms 10
+            done
+        done
+        ;;
+    latency)
+        run latency-w1-rooms3 --workers 1 --scenario rooms --rooms 3 -n 10 --join-interval-ms 10
+        ;;
+    *)
+        echo "unknown measurement $what (cpu, memory, capacity, latency)" >&2
+        exit 1
+        ;;
+    esac
+done
+
+python3 - "$OUT" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+rows = []
+for name in sorted(os.listdir(out)):
+    if not name.endswith(".json") or name.startswith("janus"):
+        continue
+    with open(os.path.join(out, name)) as f:
+        r = json.load(f)
+    if "target" not in r:
+        continue
+    s = r.get("server") or {}
+    lat = r.get("latency_ms") or {}
+    rows.append((name[:-5], r["packets_per_second"], r["loss_ratio"] * 100,
+                 r["bots_failed"] + r["bots_incomplete"] + r["streams_stalled"],
+                 lat.get("p50", 0), lat.get("p99", 0), s.get("cpu_us_per_packet", 0),
+                 s.get("cores", 0), s.get("rss_per_participant_kib", 0),
+                 r.get("loadgen_cores") or 0, r.get("background_cores") or 0))
+print(f"{'run':<24} {'fwd pkt/s':>9} {'loss %':>7} {'bad':>4} {'p50 ms':>7} {'p99 ms':>7} "
+      f"{'µs/pkt':>7} {'srv cores':>9} {'KiB/part':>8} {'bots':>5} {'other':>5}")
+for r in rows:
+    print(f"{r[0]:<24} {r[1]:>9.0f} {r[2]:>7.3f} {r[3]:>4} {r[4]:>7.2f} {r[5]:>7.2f} "
+          f"{r[6]:>7.2f} {r[7]:>9.2f} {r[8]:>8.0f} {r[9]:>5.2f} {r[10]:>5.2f}")
+EOF
