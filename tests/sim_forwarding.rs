@@ -221,3 +221,29 @@ fn a_lone_publisher_is_not_removed_while_its_media_flows() {
     assert!(!sim.clients[a].removed, "still in the room after 40 s");
     assert_eq!(sim.core.participant_count(), 1);
 }
+
+#[test]
+fn ice_checks_that_beat_the_answer_are_answered_once_it_arrives() {
+    // The client starts ICE as soon as it has answered; its answer reaches
+    // the server later, through signaling. The early checks must not be
+    // lost, or connecting waits for the 250 ms STUN retransmission.
+    let mut sim = Sim::new();
+    let publisher = sim.join("room", "publisher");
+    sim.publish(publisher);
+    sim.run(Duration::from_millis(500), true);
+    sim.hold_answers = true;
+    let a = sim.join("room", "a");
+    sim.run(Duration::from_millis(20), true); // checks arrive, answer doesn't
+    let released_at = sim.now;
+    sim.hold_answers = false;
+    sim.release_answers();
+    let connected = sim.run_until(Duration::from_secs(2), |s| {
+        s.clients[a].subscribe.as_ref().is_some_and(|p| p.connected)
+    });
+    assert!(connected, "the subscribe connection connects");
+    let took = sim.now - released_at;
+    assert!(
+        took < Duration::from_millis(200),
+        "connected {took:?} after the answer, without waiting for a STUN retransmission"
+    );
+}

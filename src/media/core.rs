@@ -25,10 +25,10 @@ use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Rtc, RtcError};
 
-use super::demux::Demux;
+use super::demux::{stun_local_ufrag, Demux};
 use super::forward::{forwarded_extensions, match_payload_type};
 use super::ids::{ParticipantId, PeerKey, TrackId};
-use super::peer::Peer;
+use super::peer::{Peer, MAX_EARLY_STUN};
 use super::room::SubscriptionState;
 use super::room::{
     KeyframeThrottle, Participant, ParticipantMode, PublishedTrack, Room, Subscription,
@@ -281,10 +281,15 @@ impl MediaCore {
             }
         }
         let subscribe_peer = match (mode, subscribe_rtc) {
-            (ParticipantMode::Full, Some(rtc)) => Some(
-                self.add_peer(rtc, id, PcKind::Subscribe)
-                    .map_err(JoinError::Setup)?,
-            ),
+            (ParticipantMode::Full, Some(rtc)) => {
+                let key = self
+                    .add_peer(rtc, id, PcKind::Subscribe)
+                    .map_err(JoinError::Setup)?;
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.awaiting_answer = true; // the server offers on it
+                }
+                Some(key)
+            }
             (ParticipantMode::Full, None) => {
                 return Err(JoinError::Setup("no subscribe connection".into()))
             }
@@ -519,6 +524,12 @@ impl MediaCore {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        if peer.awaiting_answer && stun_local_ufrag(datagram).is_some() {
+            if peer.early_stun.len() < MAX_EARLY_STUN {
+                peer.early_stun.push((source, datagram.to_vec()));
+            }
+            return;
+        }
         let input = Input::Receive(
             now,
             Receive {

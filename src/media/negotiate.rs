@@ -95,6 +95,11 @@ impl MediaCore {
         let key = p.subscribe_peer.ok_or(AnswerError::NoPendingOffer)?;
         let peer = self.peers.get_mut(&key).ok_or(AnswerError::NotJoined)?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
+        let mut early_stun = Vec::new();
+        if result.is_ok() {
+            peer.awaiting_answer = false;
+            early_stun = std::mem::take(&mut peer.early_stun);
+        }
         let mut opened: Vec<(ParticipantId, TrackId)> = Vec::new();
         match &result {
             Ok(()) => {
@@ -137,6 +142,9 @@ impl MediaCore {
             .is_some_and(|p| p.subscribe_connected);
         if connected {
             self.request_keyframes_for(now, opened);
+        }
+        for (source, datagram) in early_stun {
+            self.handle_receive(now, source, &datagram);
         }
         result.map_err(|e| AnswerError::InvalidSdp(e.to_string()))
     }

@@ -25,7 +25,18 @@ pub struct Peer {
     pub dirty: bool,
     /// ICE and DTLS completed at least once.
     pub connected: bool,
+    /// A server-offered connection whose first answer has not arrived: str0m
+    /// cannot answer ICE checks yet (it lacks the client's credentials).
+    pub awaiting_answer: bool,
+    /// STUN binding requests that arrived while `awaiting_answer`, replayed
+    /// once the answer is in. Browsers and str0m send their first check as
+    /// soon as they have answered, which usually beats the answer's trip
+    /// through signaling; dropping it costs a 250 ms STUN retransmission.
+    pub early_stun: Vec<(std::net::SocketAddr, Vec<u8>)>,
 }
+
+/// At most this many early STUN requests are kept per connection.
+pub const MAX_EARLY_STUN: usize = 8;
 
 impl Peer {
     pub fn new(rtc: Rtc, owner: ParticipantId, kind: PcKind) -> Self {
@@ -36,6 +47,8 @@ impl Peer {
             scheduled: None,
             dirty: false,
             connected: false,
+            awaiting_answer: false,
+            early_stun: Vec::new(),
         }
     }
 

@@ -88,6 +88,10 @@ pub struct Sim {
     pub drop_filter: Option<DropFilter>,
     /// Codec the clients publish video with (VP8 unless a test changes it).
     pub video_codec: Codec,
+    /// Keep clients' subscribe answers (as if signaling were slow) until
+    /// [`Sim::release_answers`]; clients still start ICE at once.
+    pub hold_answers: bool,
+    held_answers: Vec<(ParticipantId, SdpAnswer)>,
     next_media: Instant,
 }
 
@@ -110,6 +114,8 @@ impl Sim {
             next_port: 40000,
             drop_filter: None,
             video_codec: Codec::Vp8,
+            hold_answers: false,
+            held_answers: Vec::new(),
             next_media: now,
         }
     }
@@ -399,9 +405,23 @@ impl Sim {
         }
         let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
         let id = client.id;
+        if self.hold_answers {
+            self.held_answers.push((id, answer));
+            return;
+        }
         self.core
             .subscribe_answer(self.now, id, answer)
             .expect("server accepts answer");
+    }
+
+    /// Delivers the subscribe answers held back by `hold_answers`.
+    pub fn release_answers(&mut self) {
+        for (id, answer) in std::mem::take(&mut self.held_answers) {
+            self.core
+                .subscribe_answer(self.now, id, answer)
+                .expect("server accepts answer");
+        }
+        self.pump();
     }
 }
 
