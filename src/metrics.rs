@@ -28,22 +28,14 @@ use prometheus::{
 
 use crate::media::stats::{CoreStats, DropReason, Occupancy, Sample};
 use crate::media::LeaveReason;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, CLIENT_MESSAGE_TYPES};
 
 /// Label values of `kind`, in `CoreStats` array order.
 pub const KINDS: [&str; 2] = ["audio", "video"];
 
-/// Signaling request kinds counted from the start (so they show as 0).
-const REQUEST_KINDS: &[&str] = &[
-    "join",
-    "publish_offer",
-    "subscribe_answer",
-    "candidate",
-    "mute",
-    "leave",
-    "ping",
-    "invalid",
-];
+/// Signaling request kinds counted from the start (so they show as 0): the
+/// protocol's message types plus `invalid` for messages that did not parse.
+const EXTRA_REQUEST_KINDS: &[&str] = &["invalid"];
 
 /// Protocol error codes (docs/PROTOCOL.md), counted from the start.
 const ERROR_CODES: &[&str] = &[
@@ -451,7 +443,7 @@ impl Metrics {
             self.rtp_dropped_packets
                 .with_label_values(&[w, "unknown", "unknown_stream"]);
         }
-        for kind in REQUEST_KINDS {
+        for kind in CLIENT_MESSAGE_TYPES.iter().chain(EXTRA_REQUEST_KINDS) {
             self.signal_requests.with_label_values(&[kind]);
         }
         for code in ERROR_CODES {

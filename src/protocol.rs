@@ -13,6 +13,17 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest WebSocket message the server accepts, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// The `type`s of [`ClientMessage`] this protocol version knows.
+pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
+    "join",
+    "publish_offer",
+    "subscribe_answer",
+    "candidate",
+    "mute",
+    "leave",
+    "ping",
+];
+
 /// Which of a participant's two peer connections a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

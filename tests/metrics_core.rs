@@ -12,31 +12,13 @@ use common::sim::Sim;
 const AUDIO: usize = 0;
 const VIDEO: usize = 1;
 
-/// Joins `names` into one room, publishes from each, and waits until every
-/// client's connections are up.
-fn room_of(names: &[&str]) -> Sim {
-    let mut sim = Sim::new();
-    for name in names {
-        let i = sim.join("room", name);
-        sim.publish(i);
-    }
-    let connected = sim.run_until(Duration::from_secs(10), |s| {
-        s.clients.iter().all(|c| {
-            c.publish.as_ref().is_some_and(|p| p.connected)
-                && c.subscribe.as_ref().is_some_and(|p| p.connected)
-        })
-    });
-    assert!(connected, "all peer connections connect");
-    sim
-}
-
 fn samples(sim: &mut Sim) -> Vec<Sample> {
     std::iter::from_fn(|| sim.core.poll_sample()).collect()
 }
 
 #[test]
 fn a_clean_call_counts_traffic_and_no_loss_or_retransmissions() {
-    let mut sim = room_of(&["alice", "bob"]);
+    let mut sim = Sim::room_of(&["alice", "bob"]);
     sim.run(Duration::from_secs(3), true);
     sim.run(Duration::from_millis(1500), false); // one more stats interval
 
@@ -88,7 +70,7 @@ fn a_clean_call_counts_traffic_and_no_loss_or_retransmissions() {
 
 #[test]
 fn a_lost_video_packet_counts_a_nack_and_a_retransmission() {
-    let mut sim = room_of(&["alice", "bob"]);
+    let mut sim = Sim::room_of(&["alice", "bob"]);
     sim.run(Duration::from_secs(1), true);
     // Drop the 5th large (video) datagram the server sends to bob.
     let bob_sub = sim.clients[1].subscribe.as_ref().unwrap().addr;
@@ -120,7 +102,7 @@ fn a_lost_video_packet_counts_a_nack_and_a_retransmission() {
 
 #[test]
 fn occupancy_and_views_follow_joins_and_leaves() {
-    let mut sim = room_of(&["alice", "bob", "carol"]);
+    let mut sim = Sim::room_of(&["alice", "bob", "carol"]);
     sim.run(Duration::from_millis(500), true);
 
     let o = sim.core.occupancy();

@@ -9,27 +9,9 @@ use cascade::protocol::ServerMessage;
 use common::sim::Sim;
 use str0m::media::MediaKind;
 
-/// Joins `names` into one room, publishes from each, and waits until every
-/// client's connections are up.
-fn room_of(names: &[&str]) -> Sim {
-    let mut sim = Sim::new();
-    for name in names {
-        let i = sim.join("room", name);
-        sim.publish(i);
-    }
-    let connected = sim.run_until(Duration::from_secs(10), |s| {
-        s.clients.iter().all(|c| {
-            c.publish.as_ref().is_some_and(|p| p.connected)
-                && c.subscribe.as_ref().is_some_and(|p| p.connected)
-        })
-    });
-    assert!(connected, "all peer connections connect");
-    sim
-}
-
 #[test]
 fn three_participants_receive_each_others_media_byte_for_byte() {
-    let mut sim = room_of(&["alice", "bob", "carol"]);
+    let mut sim = Sim::room_of(&["alice", "bob", "carol"]);
     sim.run(Duration::from_secs(3), true);
     sim.run(Duration::from_millis(200), false); // let the last packets land
 
@@ -76,7 +58,7 @@ fn counter_of(payload: &[u8]) -> u64 {
 
 #[test]
 fn late_joiner_gets_a_keyframe_requested_from_the_publisher() {
-    let mut sim = room_of(&["alice", "bob"]);
+    let mut sim = Sim::room_of(&["alice", "bob"]);
     sim.run(Duration::from_secs(2), true);
     let before = sim.clients[0].keyframe_requests;
 
@@ -99,7 +81,7 @@ fn late_joiner_gets_a_keyframe_requested_from_the_publisher() {
 
 #[test]
 fn leaving_removes_the_participant_and_its_tracks() {
-    let mut sim = room_of(&["alice", "bob", "carol"]);
+    let mut sim = Sim::room_of(&["alice", "bob", "carol"]);
     sim.run(Duration::from_secs(1), true);
     let carol_id = sim.clients[2].id.to_string();
     sim.leave(2);
@@ -142,7 +124,7 @@ fn leaving_removes_the_participant_and_its_tracks() {
 
 #[test]
 fn a_lost_video_packet_is_retransmitted_after_nack() {
-    let mut sim = room_of(&["alice", "bob"]);
+    let mut sim = Sim::room_of(&["alice", "bob"]);
     sim.run(Duration::from_secs(1), true);
     // Drop the 5th large (video) datagram the server sends to bob's
     // subscribe connection.

@@ -17,23 +17,12 @@ use crate::media::{
 use crate::metrics::{SessionGuard, SessionKind};
 use crate::protocol::{
     valid_display_name, valid_room_name, ClientMessage, ErrorCode, PcKind, ServerMessage,
-    PROTOCOL_VERSION,
+    CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
 };
 use crate::worker::Command;
 
 /// How many server messages may wait for a slow client before it is dropped.
 const OUTBOX_CAPACITY: usize = 256;
-
-/// The client message types this protocol version knows.
-const KNOWN_TYPES: &[&str] = &[
-    "join",
-    "publish_offer",
-    "subscribe_answer",
-    "candidate",
-    "mute",
-    "leave",
-    "ping",
-];
 
 /// Whether the connection should go on after a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +320,7 @@ fn parse(text: &str) -> Result<ClientMessage, ServerMessage> {
         .get("type")
         .and_then(|t| t.as_str())
         .ok_or_else(|| error(ErrorCode::BadMessage, "a message needs a string \"type\""))?;
-    if !KNOWN_TYPES.contains(&kind) {
+    if !CLIENT_MESSAGE_TYPES.contains(&kind) {
         return Err(error(
             ErrorCode::UnknownType,
             format!("unknown message type {kind:?}"),

@@ -133,6 +133,24 @@ impl Sim {
         }
     }
 
+    /// Joins `names` into one room, publishes from each, and waits until
+    /// every client's connections are up.
+    pub fn room_of(names: &[&str]) -> Sim {
+        let mut sim = Sim::new();
+        for name in names {
+            let i = sim.join("room", name);
+            sim.publish(i);
+        }
+        let connected = sim.run_until(Duration::from_secs(10), |s| {
+            s.clients.iter().all(|c| {
+                c.publish.as_ref().is_some_and(|p| p.connected)
+                    && c.subscribe.as_ref().is_some_and(|p| p.connected)
+            })
+        });
+        assert!(connected, "all peer connections connect");
+        sim
+    }
+
     /// A new participant joins `room`; returns its index in `clients`.
     pub fn join(&mut self, room: &str, name: &str) -> usize {
         let id = ParticipantId::random();
