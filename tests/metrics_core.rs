@@ -74,14 +74,7 @@ fn a_lost_video_packet_counts_a_nack_and_a_retransmission() {
     sim.run(Duration::from_secs(1), true);
     // Drop the 5th large (video) datagram the server sends to bob.
     let bob_sub = sim.clients[1].subscribe.as_ref().unwrap().addr;
-    let mut seen = 0;
-    sim.drop_filter = Some(Box::new(move |t| {
-        if t.destination == bob_sub && t.contents.len() > 1000 {
-            seen += 1;
-            return seen == 5;
-        }
-        false
-    }));
+    sim.drop_nth_video_datagram_to(bob_sub, 5);
     sim.run(Duration::from_secs(2), true);
     sim.run(Duration::from_millis(1500), false);
 

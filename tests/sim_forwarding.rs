@@ -129,14 +129,7 @@ fn a_lost_video_packet_is_retransmitted_after_nack() {
     // Drop the 5th large (video) datagram the server sends to bob's
     // subscribe connection.
     let bob_sub = sim.clients[1].subscribe.as_ref().unwrap().addr;
-    let mut seen = 0;
-    sim.drop_filter = Some(Box::new(move |t| {
-        if t.destination == bob_sub && t.contents.len() > 1000 {
-            seen += 1;
-            return seen == 5;
-        }
-        false
-    }));
+    sim.drop_nth_video_datagram_to(bob_sub, 5);
     let before = sim.clients[1]
         .payloads_from(sim.clients[0].id, MediaKind::Video)
         .len();

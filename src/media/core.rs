@@ -441,6 +441,19 @@ impl MediaCore {
         pc: PcKind,
         candidate: Candidate,
     ) -> Result<(), CandidateError> {
+        let (key, peer) = self.connection_mut(id, pc)?;
+        peer.rtc.add_remote_candidate(candidate);
+        self.mark_dirty(key);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// The key and peer of `id`'s connection `pc`.
+    pub(super) fn connection_mut(
+        &mut self,
+        id: ParticipantId,
+        pc: PcKind,
+    ) -> Result<(PeerKey, &mut Peer), CandidateError> {
         let p = self
             .participants
             .get(&id)
@@ -454,10 +467,7 @@ impl MediaCore {
             .peers
             .get_mut(&key)
             .ok_or(CandidateError::NoSuchConnection)?;
-        peer.rtc.add_remote_candidate(candidate);
-        self.mark_dirty(key);
-        self.flush(now);
-        Ok(())
+        Ok((key, peer))
     }
 
     /// Records that the track on publish-connection `mid` is (un)muted and

@@ -97,19 +97,7 @@ impl MediaCore {
         pc: PcKind,
         remote: IceCreds,
     ) -> Result<IceCreds, CandidateError> {
-        let p = self
-            .participants
-            .get(&id)
-            .ok_or(CandidateError::NotJoined)?;
-        let key = match pc {
-            PcKind::Publish => p.publish_peer,
-            PcKind::Subscribe => p.subscribe_peer,
-        }
-        .ok_or(CandidateError::NoSuchConnection)?;
-        let peer = self
-            .peers
-            .get_mut(&key)
-            .ok_or(CandidateError::NoSuchConnection)?;
+        let (key, peer) = self.connection_mut(id, pc)?;
         let local = IceCreds::new();
         let mut api = peer.rtc.direct_api();
         api.set_local_ice_credentials(local.clone());

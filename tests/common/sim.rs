@@ -432,6 +432,19 @@ impl Sim {
             .expect("server accepts answer");
     }
 
+    /// Drops the `n`th video-sized (> 1000 bytes) datagram the server sends
+    /// to `destination`, once.
+    pub fn drop_nth_video_datagram_to(&mut self, destination: SocketAddr, n: usize) {
+        let mut seen = 0;
+        self.drop_filter = Some(Box::new(move |t| {
+            if t.destination == destination && t.contents.len() > 1000 {
+                seen += 1;
+                return seen == n;
+            }
+            false
+        }));
+    }
+
     /// Delivers the subscribe answers held back by `hold_answers`.
     pub fn release_answers(&mut self) {
         for (id, answer) in std::mem::take(&mut self.held_answers) {
