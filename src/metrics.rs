@@ -54,6 +54,13 @@ const ERROR_CODES: &[&str] = &[
     "fatal",
 ];
 
+/// Buckets of `cascade_worker_forward_delay_seconds`: fine below 2 ms, where
+/// a healthy worker lives.
+pub const FORWARD_DELAY_BUCKETS: [f64; 16] = [
+    0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
+    0.003, 0.005, 0.01, 0.025, 0.1,
+];
+
 /// Content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -125,6 +132,8 @@ pub struct Metrics {
     worker_sent_datagrams: IntCounterVec,
     worker_sent_bytes: IntCounterVec,
     worker_dropped_datagrams: IntCounterVec,
+    worker_send_calls: IntCounterVec,
+    worker_forward_delay: HistogramVec,
     worker_busy: CounterVec,
     worker_iterations: IntCounterVec,
     worker_timer_lag: HistogramVec,
@@ -291,8 +300,25 @@ impl Metrics {
             worker_dropped_datagrams: counter(
                 &r,
                 "cascade_worker_dropped_datagrams_total",
-                "UDP datagrams dropped: unroutable or malformed on receive, send_error on send",
+                "UDP datagrams dropped: unroutable, malformed or oversize on receive, send_error on send",
                 &["worker", "reason"],
+            ),
+            worker_send_calls: counter(
+                &r,
+                "cascade_worker_send_calls_total",
+                "Send system calls a media worker made (sent datagrams / calls = batching)",
+                &["worker"],
+            ),
+            worker_forward_delay: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "cascade_worker_forward_delay_seconds",
+                        "Time from the kernel receiving a datagram to the end of the send carrying what it caused (socket queueing + processing; one sample per datagram)",
+                    )
+                    .buckets(FORWARD_DELAY_BUCKETS.to_vec()),
+                    &["worker"],
+                ),
             ),
             worker_busy: reg(
                 &r,
@@ -404,13 +430,15 @@ impl Metrics {
                 &self.worker_received_bytes,
                 &self.worker_sent_datagrams,
                 &self.worker_sent_bytes,
+                &self.worker_send_calls,
                 &self.worker_iterations,
             ] {
                 v.with_label_values(&[w]);
             }
             self.worker_busy.with_label_values(&[w]);
             self.worker_timer_lag.with_label_values(&[w]);
-            for reason in ["unroutable", "malformed", "send_error"] {
+            self.worker_forward_delay.with_label_values(&[w]);
+            for reason in ["unroutable", "malformed", "oversize", "send_error"] {
                 self.worker_dropped_datagrams
                     .with_label_values(&[w, reason]);
             }
@@ -523,6 +551,10 @@ impl Metrics {
             bwe: self.bwe.local(),
             join_duration: self.join_duration.local(),
             timer_lag: self.worker_timer_lag.with_label_values(&[&worker]).local(),
+            forward_delay: self
+                .worker_forward_delay
+                .with_label_values(&[&worker])
+                .local(),
             metrics: self.clone(),
             worker,
             folded: CoreStats::default(),
@@ -552,6 +584,10 @@ pub struct WorkerIo {
     pub sent_datagrams: u64,
     pub sent_bytes: u64,
     pub send_errors: u64,
+    /// Send system calls (one `sendmmsg` carries many datagrams).
+    pub send_calls: u64,
+    /// Datagrams longer than the receive buffer, dropped.
+    pub recv_truncated: u64,
     /// Time spent handling wake-ups, as opposed to waiting for them.
     pub busy: Duration,
     pub iterations: u64,
@@ -568,6 +604,7 @@ pub struct WorkerMetrics {
     bwe: LocalHistogram,
     join_duration: LocalHistogram,
     timer_lag: LocalHistogram,
+    forward_delay: LocalHistogram,
 }
 
 impl WorkerMetrics {
@@ -583,6 +620,12 @@ impl WorkerMetrics {
     /// Buffers how late the worker woke for a timer.
     pub fn timer_lag(&mut self, lag: Duration) {
         self.timer_lag.observe(lag.as_secs_f64());
+    }
+
+    /// Buffers one datagram's time from kernel receipt to the end of the
+    /// send that followed its processing.
+    pub fn forward_delay(&mut self, delay: Duration) {
+        self.forward_delay.observe(delay.as_secs_f64());
     }
 
     /// Adds everything counted since the last fold to the registry, sets the
@@ -739,6 +782,13 @@ impl WorkerMetrics {
             io.send_errors,
             old_io.send_errors,
         );
+        add(
+            &m.worker_dropped_datagrams,
+            &[w, "oversize"],
+            io.recv_truncated,
+            old_io.recv_truncated,
+        );
+        add(&m.worker_send_calls, &[w], io.send_calls, old_io.send_calls);
         add(&m.worker_iterations, &[w], io.iterations, old_io.iterations);
         let busy = io.busy.saturating_sub(old_io.busy).as_secs_f64();
         if busy > 0.0 {
@@ -757,6 +807,7 @@ impl WorkerMetrics {
         self.bwe.flush();
         self.join_duration.flush();
         self.timer_lag.flush();
+        self.forward_delay.flush();
         self.folded.clone_from(stats);
         self.folded_io.clone_from(io);
     }

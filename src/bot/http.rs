@@ -1,4 +1,5 @@
-//! A deliberately tiny HTTP/1.1 JSON client for Janus' API on loopback:
+//! A deliberately tiny HTTP/1.1 client for Janus' JSON API and Cascade's
+//! `/metrics` on loopback:
 //! one connection per request (`Connection: close`), `Content-Length` or
 //! chunked bodies, a size cap and a timeout on every call. Enough for the
 //! handful of requests a bot makes; not a general client.
@@ -73,11 +74,23 @@ impl BaseUrl {
             self.host,
             body.len()
         );
-        self.exchange(head + &body, limit).await
+        let body = self.exchange(head + &body, limit).await?;
+        serde_json::from_slice(&body).map_err(|e| HttpError::Malformed(e.to_string()))
     }
 
     /// GETs `base + suffix` and parses the JSON answer.
     pub async fn get(&self, suffix: &str, limit: Duration) -> Result<Value, HttpError> {
+        let body = self.get_raw(suffix, limit).await?;
+        serde_json::from_slice(&body).map_err(|e| HttpError::Malformed(e.to_string()))
+    }
+
+    /// GETs `base + suffix` as text.
+    pub async fn get_text(&self, suffix: &str, limit: Duration) -> Result<String, HttpError> {
+        let body = self.get_raw(suffix, limit).await?;
+        String::from_utf8(body).map_err(|_| HttpError::Malformed("body not UTF-8".into()))
+    }
+
+    async fn get_raw(&self, suffix: &str, limit: Duration) -> Result<Vec<u8>, HttpError> {
         let head = format!(
             "GET {}{suffix} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.path, self.host
@@ -85,7 +98,8 @@ impl BaseUrl {
         self.exchange(head, limit).await
     }
 
-    async fn exchange(&self, request: String, limit: Duration) -> Result<Value, HttpError> {
+    /// Sends one request; the body of a 200 answer.
+    async fn exchange(&self, request: String, limit: Duration) -> Result<Vec<u8>, HttpError> {
         let raw = tokio::time::timeout(limit, async {
             let mut stream = TcpStream::connect(self.addr).await?;
             stream.write_all(request.as_bytes()).await?;
@@ -111,7 +125,7 @@ impl BaseUrl {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
         }
-        serde_json::from_slice(&body).map_err(|e| HttpError::Malformed(e.to_string()))
+        Ok(body)
     }
 }
 

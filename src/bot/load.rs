@@ -19,6 +19,7 @@ use super::janus::JanusRoom;
 use super::procfs::{self, ProcSample};
 use super::progress::Progress;
 use super::record::LiveCounters;
+use super::scrape::Buckets;
 use super::summary::{LoadResult, Window};
 use super::{BotControl, BotError, BotOptions, BotReport, Phase};
 
@@ -109,6 +110,20 @@ impl Target {
             Target::Janus { .. } => "janus",
         }
     }
+}
+
+/// Cascade's forward-delay histogram now (`None` for Janus, or when
+/// `/metrics` is not on the HTTP port).
+async fn forward_delay(target: &Target) -> Option<Buckets> {
+    let Target::Cascade { http_addr } = target else {
+        return None;
+    };
+    let base = BaseUrl::parse(&format!("http://{http_addr}")).await.ok()?;
+    let text = base
+        .get_text("/metrics", Duration::from_secs(2))
+        .await
+        .ok()?;
+    Buckets::forward_delay(&text)
 }
 
 /// Why a run could not happen at all (bots failing is a result, not this).
@@ -254,6 +269,7 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
     sleep_with_progress(opts.warmup, &mut progress, &live, "warm-up", None).await;
 
     let _ = phase_tx.send(Phase::Measure);
+    let delay_start = forward_delay(target).await;
     let server_start = opts.server_pid.map(procfs::sample).transpose()?;
     let own_start = procfs::sample(procfs::own_pid()).ok();
     let machine_start = procfs::machine_busy_seconds();
@@ -270,6 +286,7 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
     let window_end = Instant::now();
     let live_end = live.snapshot();
     let server_end = opts.server_pid.map(procfs::sample).transpose()?;
+    let delay_end = forward_delay(target).await;
     let own_end = procfs::sample(procfs::own_pid()).ok();
     let machine_end = procfs::machine_busy_seconds();
     let _ = phase_tx.send(Phase::StopSending);
@@ -288,6 +305,7 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
         end: live_end,
         server: pair(baseline, server_start, server_end),
         own: own_start.zip(own_end),
+        server_delay: delay_end.zip(delay_start).map(|(e, s)| e.since(&s)),
         machine_busy_seconds: machine_end.zip(machine_start).map(|(e, s)| e - s),
         join_seconds: join_done.as_secs_f64(),
         end_at: window_end,

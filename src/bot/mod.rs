@@ -27,6 +27,7 @@ mod pc;
 pub mod procfs;
 mod progress;
 pub mod record;
+pub mod scrape;
 pub mod summary;
 
 use std::collections::HashMap;

@@ -16,6 +16,8 @@ pub struct ProcSample {
     pub at: Instant,
     /// User + system CPU time of all threads, in seconds.
     pub cpu_seconds: f64,
+    /// The system (kernel) part of it.
+    pub system_seconds: f64,
     /// Resident set size in bytes.
     pub rss_bytes: u64,
 }
@@ -36,11 +38,13 @@ pub fn sample(pid: u32) -> Result<ProcSample, ProcError> {
             .map_err(|source| ProcError::Read { pid, source })
     };
     let at = Instant::now();
-    let cpu_seconds = parse_cpu_seconds(&read("stat")?).ok_or(ProcError::Format(pid))?;
+    let (user_seconds, system_seconds) =
+        parse_cpu_times(&read("stat")?).ok_or(ProcError::Format(pid))?;
     let rss_bytes = parse_rss_bytes(&read("status")?).ok_or(ProcError::Format(pid))?;
     Ok(ProcSample {
         at,
-        cpu_seconds,
+        cpu_seconds: user_seconds + system_seconds,
+        system_seconds,
         rss_bytes,
     })
 }
@@ -50,15 +54,19 @@ pub fn own_pid() -> u32 {
     std::process::id()
 }
 
-/// `utime + stime` from a `stat` line. The command name (field 2) may hold
-/// spaces and parentheses, so fields are counted after its closing `)`.
-fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+/// `(utime, stime)` in seconds from a `stat` line. The command name (field
+/// 2) may hold spaces and parentheses, so fields are counted after its
+/// closing `)`.
+fn parse_cpu_times(stat: &str) -> Option<(f64, f64)> {
     let after = &stat[stat.rfind(')')? + 1..];
     let mut fields = after.split_whitespace();
     // After the name: state(3) ppid(4) ... utime is field 14, stime 15.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+    Some((
+        utime as f64 / TICKS_PER_SECOND,
+        stime as f64 / TICKS_PER_SECOND,
+    ))
 }
 
 fn parse_rss_bytes(status: &str) -> Option<u64> {
@@ -89,6 +97,8 @@ fn parse_machine_busy(cpu_line: &str) -> Option<f64> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProcUsage {
     pub cpu_seconds: f64,
+    /// The kernel's part of `cpu_seconds`.
+    pub system_seconds: f64,
     pub wall_seconds: f64,
     /// Resident set size at the end.
     pub rss_bytes: u64,
@@ -98,6 +108,7 @@ impl ProcUsage {
     pub fn between(start: &ProcSample, end: &ProcSample) -> Self {
         ProcUsage {
             cpu_seconds: (end.cpu_seconds - start.cpu_seconds).max(0.0),
+            system_seconds: (end.system_seconds - start.system_seconds).max(0.0),
             wall_seconds: end.at.duration_since(start.at).as_secs_f64(),
             rss_bytes: end.rss_bytes,
         }
@@ -120,7 +131,7 @@ mod tests {
     #[test]
     fn parses_stat_with_awkward_names_and_status() {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
-        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+        assert_eq!(parse_cpu_times(stat), Some((2.5, 0.5)));
         let status = "Name:\tcascade\nVmPeak:\t  9000 kB\nVmRSS:\t   2048 kB\nThreads:\t3\n";
         assert_eq!(parse_rss_bytes(status), Some(2048 * 1024));
         assert_eq!(parse_rss_bytes("Name: x\n"), None);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::load::{LoadOptions, PlannedBot, Scenario};
 use super::procfs::{ProcSample, ProcUsage};
 use super::record::{Histogram, LiveSnapshot};
+use super::scrape::{Buckets, ForwardDelay};
 use super::BotReport;
 
 /// What the runner measured at the edges of the window.
@@ -27,6 +28,8 @@ pub(crate) struct Window {
     pub server: Option<(ProcSample, ProcSample, ProcSample)>,
     /// The load generator's own samples at the window edges.
     pub own: Option<(ProcSample, ProcSample)>,
+    /// The server's forward-delay histogram over the window.
+    pub server_delay: Option<Buckets>,
     /// Busy CPU seconds of the whole machine during the window.
     pub machine_busy_seconds: Option<f64>,
     /// From the first bot starting to everyone receiving everything.
@@ -57,6 +60,9 @@ pub struct ServerUse {
     pub cores: f64,
     /// CPU microseconds per forwarded packet.
     pub cpu_us_per_packet: f64,
+    /// The kernel's part of it (system calls, the network stack; on
+    /// loopback also delivering into the receivers' sockets).
+    pub kernel_us_per_packet: f64,
     pub rss_mib: f64,
     /// RSS before any bot joined.
     pub rss_baseline_mib: f64,
@@ -105,6 +111,8 @@ pub struct LoadResult {
     pub first_offer_ms: Option<Millis>,
     pub subscribe_connected_ms: Option<Millis>,
     pub server: Option<ServerUse>,
+    /// The server's own measure of the delay it adds (Cascade only).
+    pub server_forward_delay_ms: Option<ForwardDelay>,
     /// Cores the load generator itself used during the window.
     pub loadgen_cores: Option<f64>,
     /// Cores busy with anything else on the machine during the window
@@ -180,6 +188,7 @@ impl LoadResult {
                 cpu_seconds: usage.cpu_seconds,
                 cores: usage.cores(),
                 cpu_us_per_packet: usage.cpu_seconds * 1e6 / window_packets.max(1) as f64,
+                kernel_us_per_packet: usage.system_seconds * 1e6 / window_packets.max(1) as f64,
                 rss_mib: mib(end.rss_bytes),
                 rss_baseline_mib: mib(baseline.rss_bytes),
                 rss_per_participant_kib: end.rss_bytes.saturating_sub(baseline.rss_bytes) as f64
@@ -214,6 +223,7 @@ impl LoadResult {
             first_offer_ms: millis(&offers),
             subscribe_connected_ms: millis(&connects),
             server,
+            server_forward_delay_ms: w.server_delay.as_ref().and_then(Buckets::summary),
             loadgen_cores,
             background_cores: w.machine_busy_seconds.map(|busy| {
                 let ours =
@@ -301,7 +311,20 @@ impl LoadResult {
             ("server cores", opt(s.map(|s| s.cores), "", 2)),
             (
                 "server CPU per packet",
-                opt(s.map(|s| s.cpu_us_per_packet), " µs", 2),
+                s.map_or("-".to_string(), |s| {
+                    format!(
+                        "{:.2} µs (user {:.2}, kernel {:.2})",
+                        s.cpu_us_per_packet,
+                        s.cpu_us_per_packet - s.kernel_us_per_packet,
+                        s.kernel_us_per_packet
+                    )
+                }),
+            ),
+            (
+                "server delay p50 / p90 / p99",
+                self.server_forward_delay_ms.map_or("-".to_string(), |d| {
+                    format!("{:.3} / {:.3} / {:.3} ms", d.p50, d.p90, d.p99)
+                }),
             ),
             ("server RSS", opt(s.map(|s| s.rss_mib), " MiB", 1)),
             (

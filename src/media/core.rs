@@ -16,6 +16,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -181,8 +183,8 @@ pub enum MuteError {
 pub struct MediaCore {
     pub(super) config: CoreConfig,
     pub(super) rooms: HashMap<String, Room>,
-    pub(super) participants: HashMap<ParticipantId, Participant>,
-    pub(super) peers: HashMap<PeerKey, Peer>,
+    pub(super) participants: FxHashMap<ParticipantId, Participant>,
+    pub(super) peers: FxHashMap<PeerKey, Peer>,
     next_peer: u32,
     next_track: u64,
     demux: Demux,
@@ -199,11 +201,11 @@ pub struct MediaCore {
     pub(super) signals: VecDeque<SignalOut>,
     pub(super) stats: CoreStats,
     /// Per subscriber send stream: what str0m's stats already reported.
-    pub(super) egress: HashMap<StreamKey, EgressStream>,
+    pub(super) egress: FxHashMap<StreamKey, EgressStream>,
     /// Per publisher receive stream (and simulcast layer), likewise.
-    ingress: HashMap<(PeerKey, Mid, Option<Rid>), IngressStream>,
+    ingress: FxHashMap<(PeerKey, Mid, Option<Rid>), IngressStream>,
     /// Participants that joined and have not been forwarded media yet.
-    awaiting_media: HashMap<ParticipantId, Instant>,
+    awaiting_media: FxHashMap<ParticipantId, Instant>,
     samples: VecDeque<Sample>,
 }
 
@@ -215,8 +217,8 @@ impl MediaCore {
         MediaCore {
             config,
             rooms: HashMap::new(),
-            participants: HashMap::new(),
-            peers: HashMap::new(),
+            participants: FxHashMap::default(),
+            peers: FxHashMap::default(),
             next_peer: 0,
             next_track: 0,
             demux: Demux::default(),
@@ -229,9 +231,9 @@ impl MediaCore {
             transmits: VecDeque::new(),
             signals: VecDeque::new(),
             stats: CoreStats::default(),
-            egress: HashMap::new(),
-            ingress: HashMap::new(),
-            awaiting_media: HashMap::new(),
+            egress: FxHashMap::default(),
+            ingress: FxHashMap::default(),
+            awaiting_media: FxHashMap::default(),
             samples: VecDeque::new(),
         }
     }

@@ -6,6 +6,8 @@
 //! names the peer. `Rtc::accepts` would be a linear scan over every peer.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 
 use super::ids::PeerKey;
@@ -13,7 +15,8 @@ use super::ids::PeerKey;
 /// Address and ufrag maps from datagrams to peers.
 #[derive(Debug, Default)]
 pub struct Demux {
-    by_addr: HashMap<SocketAddr, PeerKey>,
+    /// Keyed by addresses that passed an ICE check, so a cheap hash is safe.
+    by_addr: FxHashMap<SocketAddr, PeerKey>,
     by_ufrag: HashMap<String, PeerKey>,
 }
 

@@ -6,30 +6,34 @@
 //! talks to it with [`Command`]s over a channel and gets replies on oneshots;
 //! signaling output for a participant goes to that participant's outbox.
 //!
-//! Loop: wait for a datagram, a command or the core's next deadline; on a
-//! datagram, drain up to [`RECV_BATCH`] more without waiting, then flush the
-//! core once so every touched subscriber is drained once per batch; send what
-//! the core queued; dispatch signaling.
+//! Loop: wait for a datagram, a command or the core's next deadline; when
+//! the socket is readable, read up to [`RECV_BATCH`] datagrams in one call,
+//! feed them to the core and flush it once, so every touched subscriber is
+//! drained once per batch; send everything the core queued in one batched
+//! call ([`udp`]); dispatch signaling.
 
 mod command;
+mod udp;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use str0m::net::Transmit;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 pub use command::{Command, WorkerSnapshot};
+use udp::{RecvBatch, SendBatch};
 
 use crate::media::{CoreConfig, CoreStats, LeaveReason, MediaCore, ParticipantId, SignalOut};
 use crate::metrics::{Metrics, WorkerIo, WorkerMetrics};
 use crate::protocol::{ErrorCode, ServerMessage};
 
-/// How many datagrams are read back to back before the core is flushed.
+/// How many datagrams are read in one call before the core is flushed.
 pub const RECV_BATCH: usize = 64;
 
 /// Socket buffer size requested for media sockets (the kernel may cap it).
@@ -139,10 +143,17 @@ fn run(
                 return;
             }
         };
+        if let Err(e) = udp::enable_receive_timestamps(&socket) {
+            tracing::warn!(worker = index, error = %e, "no kernel receive timestamps: forward delay is not measured");
+        }
         let mut worker = Worker {
             index,
             core: MediaCore::new(config, Instant::now()),
             socket,
+            recv: RecvBatch::new(RECV_BATCH),
+            send: SendBatch::new(),
+            outgoing: Vec::new(),
+            received_at: Vec::with_capacity(RECV_BATCH),
             outboxes: HashMap::new(),
             metrics,
             io: WorkerIo::default(),
@@ -157,6 +168,12 @@ struct Worker {
     index: usize,
     core: MediaCore,
     socket: UdpSocket,
+    recv: RecvBatch,
+    send: SendBatch,
+    /// Transmits taken from the core, waiting for the next batched send.
+    outgoing: Vec<Transmit>,
+    /// Kernel receive times of the datagrams of the current batch.
+    received_at: Vec<SystemTime>,
     outboxes: HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
     metrics: WorkerMetrics,
     /// Plain counters of this loop, folded into `metrics` with the core's.
@@ -166,7 +183,6 @@ struct Worker {
 
 impl Worker {
     async fn run(&mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; 2048];
         loop {
             let deadline = self.core.next_deadline();
             let woke: Instant;
@@ -178,9 +194,13 @@ impl Worker {
                         break;
                     }
                 }
-                received = self.socket.recv_from(&mut buf) => {
+                readable = self.socket.readable() => {
                     woke = Instant::now();
-                    self.handle_datagrams(received, &mut buf);
+                    if let Err(e) = readable {
+                        tracing::error!(worker = self.index, error = %e, "media socket failed");
+                        break;
+                    }
+                    self.handle_datagrams();
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                     woke = Instant::now();
@@ -189,6 +209,7 @@ impl Worker {
                 }
             }
             self.send_transmits().await;
+            self.observe_forward_delays();
             self.dispatch_signals();
             self.account(woke);
         }
@@ -197,45 +218,54 @@ impl Worker {
         self.dispatch_signals();
     }
 
-    /// Handles the first datagram and whatever else is already queued.
-    fn handle_datagrams(&mut self, first: std::io::Result<(usize, SocketAddr)>, buf: &mut [u8]) {
-        let now = Instant::now();
-        let mut received = first;
-        for _ in 0..RECV_BATCH {
-            match received {
-                Ok((n, source)) => self.core.handle_receive(now, source, &buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // ICMP errors for earlier sends surface here on some systems.
-                Err(e) => tracing::debug!(worker = self.index, error = %e, "recv failed"),
+    /// Reads one batch of datagrams, feeds them to the core and flushes it.
+    fn handle_datagrams(&mut self) {
+        let received = match self.recv.recv(&self.socket) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            // ICMP errors for earlier sends surface here on some systems.
+            Err(e) => {
+                tracing::debug!(worker = self.index, error = %e, "recv failed");
+                return;
             }
-            received = self.socket.try_recv_from(buf);
+        };
+        let now = Instant::now();
+        for i in 0..received {
+            let Some(datagram) = self.recv.get(i) else {
+                self.io.recv_truncated += 1;
+                continue;
+            };
+            if let Some(at) = datagram.received_at {
+                self.received_at.push(at);
+            }
+            self.core
+                .handle_receive(now, datagram.source, datagram.contents);
         }
         self.core.flush(Instant::now());
     }
 
+    /// Sends everything the core queued, batched.
     async fn send_transmits(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            let result = match self
-                .socket
-                .try_send_to(&transmit.contents, transmit.destination)
-            {
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.socket
-                        .send_to(&transmit.contents, transmit.destination)
-                        .await
-                }
-                other => other,
-            };
-            match result {
-                Ok(_) => {
-                    self.io.sent_datagrams += 1;
-                    self.io.sent_bytes += transmit.contents.len() as u64;
-                }
-                Err(e) => {
-                    self.io.send_errors += 1;
-                    tracing::debug!(worker = self.index, error = %e, to = %transmit.destination, "send failed");
-                }
-            }
+            self.outgoing.push(transmit);
+        }
+        let outcome = self.send.send(&self.socket, &mut self.outgoing).await;
+        self.io.sent_datagrams += outcome.datagrams;
+        self.io.sent_bytes += outcome.bytes;
+        self.io.send_errors += outcome.errors;
+        self.io.send_calls += outcome.calls;
+    }
+
+    /// Books how long each datagram of the batch just handled spent between
+    /// the kernel and the end of the send that followed.
+    fn observe_forward_delays(&mut self) {
+        if self.received_at.is_empty() {
+            return;
+        }
+        let sent = SystemTime::now();
+        for at in self.received_at.drain(..) {
+            self.metrics
+                .forward_delay(sent.duration_since(at).unwrap_or_default());
         }
     }
 
