@@ -112,6 +112,13 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    // The bots' own str0m logs, for debugging a run: RUST_LOG=is=trace etc.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.bot_threads.max(1))
         .enable_all()

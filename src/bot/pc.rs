@@ -18,6 +18,13 @@ const SOCKET_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 pub(crate) struct ClientPc {
     pub rtc: Rtc,
     pub socket: UdpSocket,
+    /// The same socket (a duplicated descriptor) for sending. tokio's
+    /// `try_send_to` reports `WouldBlock` without trying until its reactor
+    /// has seen the new socket writable, which silently dropped the first
+    /// ICE check of every new connection (and cost a 250 ms STUN
+    /// retransmission against an ICE-lite server, which sends no checks of
+    /// its own to trigger one).
+    sender: std::net::UdpSocket,
     pub local: SocketAddr,
     /// When str0m wants its next timeout.
     pub deadline: Instant,
@@ -27,7 +34,7 @@ pub(crate) struct ClientPc {
 
 impl ClientPc {
     pub fn new(now: Instant) -> Result<Self, BotError> {
-        let socket = bind_socket()?;
+        let (socket, sender) = bind_socket()?;
         let local = socket.local_addr()?;
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
@@ -39,6 +46,7 @@ impl ClientPc {
         Ok(ClientPc {
             rtc,
             socket,
+            sender,
             local,
             deadline: now,
             pending: None,
@@ -56,7 +64,7 @@ impl ClientPc {
                 Output::Transmit(t) => {
                     // A full socket buffer drops the datagram, as a real
                     // network would; the receiver's loss count shows it.
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    let _ = self.sender.send_to(&t.contents, t.destination);
                 }
                 Output::Event(e) => events.push(e),
             }
@@ -78,7 +86,9 @@ impl ClientPc {
     }
 }
 
-fn bind_socket() -> Result<UdpSocket, BotError> {
+/// A bound non-blocking socket, registered with tokio for receiving, and a
+/// duplicate of it for sending.
+fn bind_socket() -> Result<(UdpSocket, std::net::UdpSocket), BotError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.[rw]mem_max.
@@ -87,5 +97,6 @@ fn bind_socket() -> Result<UdpSocket, BotError> {
     socket.set_nonblocking(true)?;
     let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into())?)
+    let sender = socket.try_clone()?;
+    Ok((UdpSocket::from_std(socket.into())?, sender.into()))
 }

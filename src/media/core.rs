@@ -540,6 +540,7 @@ impl MediaCore {
             if peer.early_stun.len() < MAX_EARLY_STUN {
                 peer.early_stun.push((source, datagram.to_vec()));
             }
+            tracing::debug!(%source, held = peer.early_stun.len(), "ICE check before the answer: held");
             return;
         }
         let input = Input::Receive(
@@ -726,6 +727,7 @@ impl MediaCore {
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let key = PeerKey(self.next_peer);
         self.next_peer = self.next_peer.wrapping_add(1);
+        tracing::debug!(%ufrag, ?kind, "peer added");
         self.demux.insert(ufrag, key);
         self.peers.insert(key, Peer::new(rtc, owner, kind));
         self.mark_dirty(key);

@@ -143,6 +143,12 @@ impl MediaCore {
         if connected {
             self.request_keyframes_for(now, opened);
         }
+        if !early_stun.is_empty() {
+            tracing::debug!(
+                count = early_stun.len(),
+                "replaying ICE checks held until the answer"
+            );
+        }
         for (source, datagram) in early_stun {
             self.handle_receive(now, source, &datagram);
         }
