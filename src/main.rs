@@ -7,6 +7,11 @@ use tracing_subscriber::EnvFilter;
 
 use cascade::config::{Args, Config, LogFormat};
 
+/// mimalloc: str0m allocates a buffer per packet it sends (and frees it
+/// after the send), so the allocator sits on the forwarding path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e:#}");

@@ -313,8 +313,10 @@ impl DtlsInstance for OpensslDtls {
                 Event::CloseNotify => DtlsOutput::CloseNotify,
             };
         }
+        // Ask OpenSSL for its retransmission timer only while handshaking:
+        // this runs on every poll of a connected peer.
         let handshaking = matches!(self.phase, Phase::Handshaking { .. });
-        match self.retransmit_in().filter(|_| handshaking) {
+        match handshaking.then(|| self.retransmit_in()).flatten() {
             Some(left) => DtlsOutput::Timeout(self.now + left),
             None => DtlsOutput::Timeout(self.now + IDLE),
         }
