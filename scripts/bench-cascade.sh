@@ -15,7 +15,10 @@
 # Results: one JSON per run in target/bench/, and a table at the end.
 # Environment: DURATION (window seconds, default 15), SKIP_BUILD=1,
 # QUIET_WAIT (seconds to wait for an idle machine before each run, 120),
-# SERVER_BIN / LOAD_BIN (binaries to use instead of target/release/...).
+# SERVER_BIN / LOAD_BIN (binaries to use instead of target/release/...),
+# BENCH_PIN (1, the default with 2+ CPUs: 1-worker runs put the server on
+# CPU 0 and the bots on the other CPUs, so the two do not compete; 0: no
+# pinning). 2-worker runs are never pinned: they need every CPU.
 #
 # The bots share the machine with the server; each run reports the cores
 # the server, the load generator and everything else used. Numbers taken
@@ -35,6 +38,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 LOAD="${LOAD_BIN:-target/release/cascade-load}"
 SERVER="${SERVER_BIN:-target/release/cascade}"
+NCPU="$(nproc)"
+PIN="${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}"
 
 # Waits (bounded) until the machine is mostly idle: under 0.3 busy cores
 # over 2 seconds.
@@ -53,33 +58,41 @@ wait_quiet() {
     echo "warning: the machine stayed busy; measuring anyway" >&2
 }
 
-# run NAME ARGS...: one measured run, JSON kept in target/bench/NAME.json.
+# run NAME WORKERS ARGS...: one measured run, JSON kept in
+# target/bench/NAME.json. A 1-worker server is pinned to CPU 0 and the
+# bots to the rest (unless BENCH_PIN=0).
 run() {
-    local name="$1"
-    shift
+    local name="$1" workers="$2"
+    shift 2
+    local prefix=() pin_args=()
+    if [ "$PIN" = 1 ] && [ "$workers" = 1 ]; then
+        prefix=(taskset -c "1-$((NCPU - 1))")
+        pin_args=(--server-cpus 0)
+    fi
     wait_quiet
-    echo "== $name: cascade-load --spawn-server $*" >&2
-    "$LOAD" --spawn-server --server-bin "$SERVER" --duration "$DURATION" --json "$@" > "$OUT/$name.json"
+    echo "== $name: ${prefix[*]} cascade-load --spawn-server --workers $workers ${pin_args[*]} $*" >&2
+    "${prefix[@]}" "$LOAD" --spawn-server --server-bin "$SERVER" --workers "$workers" "${pin_args[@]}" \
+        --duration "$DURATION" --json "$@" > "$OUT/$name.json"
 }
 
 for what in "$@"; do
     case "$what" in
     cpu)
-        run cpu-webinar-200 --workers 1 --scenario webinar -n 200 --no-audio --join-interval-ms 10
+        run cpu-webinar-200 1 --scenario webinar -n 200 --no-audio --join-interval-ms 10
         ;;
     memory)
-        run memory-meeting-10 --workers 2 --scenario meeting -n 10
+        run memory-meeting-10 1 --scenario meeting -n 10
         ;;
     capacity)
         for workers in 1 2; do
             for rooms in 2 4 6 8; do
-                run "capacity-w$workers-rooms$rooms" --workers "$workers" --scenario rooms \
+                run "capacity-w$workers-rooms$rooms" "$workers" --scenario rooms \
                     --rooms "$rooms" -n 10 --join-interval-ms 10
             done
         done
         ;;
     latency)
-        run latency-w1-rooms3 --workers 1 --scenario rooms --rooms 3 -n 10 --join-interval-ms 10
+        run latency-w1-rooms3 1 --scenario rooms --rooms 3 -n 10 --join-interval-ms 10
         ;;
     *)
         echo "unknown measurement $what (cpu, memory, capacity, latency)" >&2

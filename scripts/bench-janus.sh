@@ -8,8 +8,13 @@
 #   scripts/bench-janus.sh --json > result.json
 #
 # Arguments go to cascade-load (see `cascade-load --help`). Environment:
-#   BENCH_WORKERS      Cascade media workers (default 2)
-#   JANUS_EVENT_LOOPS  Janus event_loops, i.e. media threads (default 2)
+#   BENCH_PIN          1 (default with 2+ CPUs): each SFU runs on CPU
+#                      $BENCH_SERVER_CPUS (default 0), the bots on the
+#                      others, so neither competes with the load generator;
+#                      0: everything shares every CPU
+#   BENCH_WORKERS      Cascade media workers (default 1 pinned, else 2)
+#   JANUS_EVENT_LOOPS  Janus event_loops, i.e. media threads (default 1
+#                      pinned, else 2)
 #   JANUS_PORT         Janus HTTP port on 127.0.0.1 (default 18088, away
 #                      from the 8088 of a packaged janus service)
 #   SKIP_BUILD=1       use the existing target/release binaries
@@ -25,8 +30,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WORKERS="${BENCH_WORKERS:-2}"
-EVENT_LOOPS="${JANUS_EVENT_LOOPS:-2}"
+NCPU="$(nproc)"
+PIN="${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}"
+SERVER_PREFIX=()
+LOAD_PREFIX=()
+SERVER_CPUS_ARGS=()
+if [ "$PIN" = 1 ]; then
+    SERVER_CPUS="${BENCH_SERVER_CPUS:-0}"
+    LOAD_CPUS="${BENCH_LOAD_CPUS:-1-$((NCPU - 1))}"
+    SERVER_PREFIX=(taskset -c "$SERVER_CPUS")
+    LOAD_PREFIX=(taskset -c "$LOAD_CPUS")
+    SERVER_CPUS_ARGS=(--server-cpus "$SERVER_CPUS")
+    DEFAULT_THREADS=1
+else
+    DEFAULT_THREADS=2
+fi
+WORKERS="${BENCH_WORKERS:-$DEFAULT_THREADS}"
+EVENT_LOOPS="${JANUS_EVENT_LOOPS:-$DEFAULT_THREADS}"
 PORT="${JANUS_PORT:-18088}"
 if [ "$#" -eq 0 ]; then
     set -- --scenario meeting -n 10 --duration 20
@@ -78,7 +98,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 echo "starting janus $(janus --version 2>/dev/null | head -1 | sed 's/.*: //') on 127.0.0.1:$PORT, event_loops = $EVENT_LOOPS" >&2
-LD_PRELOAD="$WORK/lo_shim.so" janus -C "$WORK/conf/janus.jcfg" -F "$WORK/conf" \
+LD_PRELOAD="$WORK/lo_shim.so" "${SERVER_PREFIX[@]}" janus -C "$WORK/conf/janus.jcfg" -F "$WORK/conf" \
     -L "$WORK/janus.log" -N >/dev/null 2>&1 &
 JANUS_PID=$!
 for i in $(seq 100); do
@@ -93,7 +113,7 @@ for i in $(seq 100); do
     sleep 0.1
 done
 
-echo "cascade: $WORKERS media workers; janus: event_loops = $EVENT_LOOPS; args: $*" >&2
-"${LOAD_BIN:-target/release/cascade-load}" --spawn-server \
-    --server-bin "${SERVER_BIN:-target/release/cascade}" --workers "$WORKERS" \
+echo "cascade: $WORKERS media workers; janus: event_loops = $EVENT_LOOPS; pinned: $PIN${SERVER_CPUS:+ (servers on CPU $SERVER_CPUS, bots on $LOAD_CPUS)}; args: $*" >&2
+"${LOAD_PREFIX[@]}" "${LOAD_BIN:-target/release/cascade-load}" --spawn-server \
+    --server-bin "${SERVER_BIN:-target/release/cascade}" --workers "$WORKERS" "${SERVER_CPUS_ARGS[@]}" \
     --janus "http://127.0.0.1:$PORT/janus" --janus-pid "$JANUS_PID" "$@"

@@ -85,6 +85,11 @@ struct Args {
     /// Media workers of the spawned server (default: its own default).
     #[arg(long)]
     workers: Option<usize>,
+    /// CPUs the spawned server may run on, in `taskset -c` syntax (e.g. `0`
+    /// or `0-1`); run the load generator itself on the others so the two
+    /// do not compete: `taskset -c 1 cascade-load --server-cpus 0 ...`.
+    #[arg(long)]
+    server_cpus: Option<String>,
     /// Process id of the Cascade server given with --cascade, for CPU and RSS.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -143,7 +148,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let cascade = match (args.cascade, args.spawn_server) {
         (Some(addr), _) => Some((addr, args.server_pid)),
         (None, true) => {
-            let server = SpawnedServer::start(&args.server_bin, args.workers).await?;
+            let server =
+                SpawnedServer::start(&args.server_bin, args.workers, args.server_cpus.as_deref())
+                    .await?;
             let target = (server.http_addr, Some(server.pid()));
             spawned = Some(server);
             Some(target)
@@ -263,8 +270,20 @@ struct SpawnedServer {
 
 impl SpawnedServer {
     /// Starts the server on loopback and waits for its "running" line.
-    async fn start(bin: &PathBuf, workers: Option<usize>) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(bin);
+    async fn start(
+        bin: &PathBuf,
+        workers: Option<usize>,
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        // `taskset` pins the server and then becomes it (same pid).
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["--http-addr", "127.0.0.1:0", "--media-addr", "127.0.0.1"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
