@@ -51,6 +51,39 @@ fn three_participants_receive_each_others_media_byte_for_byte() {
     assert!(stats.rtp_packets_forwarded[1] >= 2 * stats.rtp_packets_in[1] - 12);
 }
 
+#[test]
+fn forwarded_packets_leave_at_the_flush_and_are_counted_until_then() {
+    let mut sim = Sim::room_of(&["alice", "bob", "carol"]);
+    sim.run(Duration::from_secs(1), true);
+    assert_eq!(sim.core.unflushed_writes(), 0, "a step ends with a flush");
+    while sim.core.poll_transmit().is_some() {}
+
+    let before: u64 = sim.core.stats().rtp_packets_forwarded.iter().sum();
+    sim.send_media(); // one audio and one video packet from each of the three
+    sim.deliver_to_server_unflushed();
+    let written = sim.core.stats().rtp_packets_forwarded.iter().sum::<u64>() - before;
+    assert_eq!(
+        written,
+        3 * 2 * 2,
+        "each packet is written to the two others"
+    );
+    assert_eq!(sim.core.unflushed_writes(), 12);
+    let is_video = |t: &str0m::net::Transmit| t.contents.len() > 1000;
+    let mut early = 0;
+    while let Some(t) = sim.core.poll_transmit() {
+        early += usize::from(is_video(&t));
+    }
+    assert_eq!(early, 0, "no forwarded video leaves before the flush");
+
+    sim.core.flush(sim.now);
+    assert_eq!(sim.core.unflushed_writes(), 0);
+    let mut flushed = 0;
+    while let Some(t) = sim.core.poll_transmit() {
+        flushed += usize::from(is_video(&t));
+    }
+    assert_eq!(flushed, 3 * 2, "the flush sends every written video packet");
+}
+
 fn counter_of(payload: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(&payload[..40.min(payload.len())]).to_string();
     text.split(':').nth(2).unwrap().parse().unwrap()

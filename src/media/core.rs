@@ -196,6 +196,8 @@ pub struct MediaCore {
     events: Vec<(PeerKey, Event)>,
     /// Subscriber list copy used while forwarding (reused buffer).
     fanout: Vec<ParticipantId>,
+    /// Packets written to subscriber connections since the last flush.
+    unflushed_writes: usize,
     removals: Vec<(ParticipantId, LeaveReason)>,
     transmits: VecDeque<Transmit>,
     pub(super) signals: VecDeque<SignalOut>,
@@ -227,6 +229,7 @@ impl MediaCore {
             dirty: Vec::new(),
             events: Vec::new(),
             fanout: Vec::new(),
+            unflushed_writes: 0,
             removals: Vec::new(),
             transmits: VecDeque::new(),
             signals: VecDeque::new(),
@@ -592,6 +595,7 @@ impl MediaCore {
     /// Feeds a timeout to, and drains, every peer touched since the last
     /// flush: this is when forwarded packets actually leave.
     pub fn flush(&mut self, now: Instant) {
+        self.unflushed_writes = 0;
         // Draining can make more peers dirty (a subscriber's keyframe request
         // touches its publisher); a few rounds settle it.
         for _ in 0..8 {
@@ -618,6 +622,15 @@ impl MediaCore {
     }
 
     // ----------------------------------------------------------------- output
+
+    /// Packets written to subscriber connections since the last
+    /// [`MediaCore::flush`]. They leave only when it runs, so a driver that
+    /// feeds a large batch flushes early once this grows: the first packets
+    /// of the batch then do not wait for the work of its last.
+    #[must_use]
+    pub fn unflushed_writes(&self) -> usize {
+        self.unflushed_writes
+    }
 
     /// The next datagram to send.
     #[must_use]
@@ -1160,6 +1173,7 @@ impl MediaCore {
                 .nackable(kind == MediaKind::Video),
             );
             self.stats.count_rtp_forwarded(kind, packet.payload.len());
+            self.unflushed_writes += 1;
             match self.egress.get_mut(&(key, mid)) {
                 Some(stream) => stream.written += 1,
                 None => {

@@ -432,6 +432,34 @@ impl Sim {
             .expect("server accepts answer");
     }
 
+    /// Lets every client send what it has written and the network carry it,
+    /// then hands everything addressed to the server to the core without the
+    /// flush a [`Sim::step`] ends with (as a worker feeds a receive batch).
+    pub fn deliver_to_server_unflushed(&mut self) {
+        let now = self.now;
+        for client in self.clients.iter_mut() {
+            for pc in [client.publish.as_mut(), client.subscribe.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                pc.rtc
+                    .handle_input(Input::Timeout(now))
+                    .expect("client timeout");
+            }
+            drain_client(client, now, &mut self.network);
+        }
+        self.now += LATENCY;
+        let server = self.server_addr;
+        let (to_server, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.network)
+            .into_iter()
+            .partition(|f| f.transmit.destination == server);
+        self.network = rest;
+        for f in to_server {
+            self.core
+                .handle_receive(self.now, f.transmit.source, &f.transmit.contents);
+        }
+    }
+
     /// Drops the `n`th video-sized (> 1000 bytes) datagram the server sends
     /// to `destination`, once.
     pub fn drop_nth_video_datagram_to(&mut self, destination: SocketAddr, n: usize) {
