@@ -168,7 +168,6 @@ fn run(
             socket,
             recv: RecvBatch::new(RECV_BATCH),
             recv_next: 0,
-            recv_count: 0,
             send: SendBatch::new(),
             outgoing: Vec::new(),
             received_at: Vec::with_capacity(RECV_BATCH),
@@ -187,9 +186,8 @@ struct Worker {
     core: MediaCore,
     socket: UdpSocket,
     recv: RecvBatch,
-    /// The next datagram of `recv` to feed to the core, and how many it holds.
+    /// The next datagram of `recv` to feed to the core.
     recv_next: usize,
-    recv_count: usize,
     send: SendBatch,
     /// Transmits taken from the core, waiting for the next batched send.
     outgoing: Vec<Transmit>,
@@ -216,7 +214,7 @@ impl Worker {
                     }
                 }
                 // The rest of a batch cut short by FLUSH_AFTER_WRITES.
-                _ = std::future::ready(()), if self.recv_next < self.recv_count => {
+                _ = std::future::ready(()), if self.recv_next < self.recv.received() => {
                     woke = Instant::now();
                     self.handle_datagrams();
                 }
@@ -250,21 +248,18 @@ impl Worker {
     /// [`MIN_DATAGRAMS_PER_FLUSH`] datagrams went in; the loop comes back for
     /// the rest after sending them.
     fn handle_datagrams(&mut self) {
-        if self.recv_next >= self.recv_count {
+        if self.recv_next >= self.recv.received() {
             self.recv_next = 0;
-            self.recv_count = match self.recv.recv(&self.socket) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            match self.recv.recv(&self.socket) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 // ICMP errors for earlier sends surface here on some systems.
-                Err(e) => {
-                    tracing::debug!(worker = self.index, error = %e, "recv failed");
-                    0
-                }
-            };
+                Err(e) => tracing::debug!(worker = self.index, error = %e, "recv failed"),
+            }
         }
         let now = Instant::now();
         let mut fed = 0;
-        while self.recv_next < self.recv_count {
+        while self.recv_next < self.recv.received() {
             let i = self.recv_next;
             self.recv_next += 1;
             fed += 1;

@@ -228,6 +228,11 @@ mod linux {
             Ok(rc as usize)
         }
 
+        /// How many datagrams the last read returned (0 after an error).
+        pub fn received(&self) -> usize {
+            self.received
+        }
+
         /// Datagram `i` of the last read; `None` if it was truncated or its
         /// source is not an IP address.
         pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
@@ -522,6 +527,10 @@ mod fallback {
                 }
             }
             Ok(self.received.len())
+        }
+
+        pub fn received(&self) -> usize {
+            self.received.len()
         }
 
         pub fn get(&self, i: usize) -> Option<Datagram<'_>> {

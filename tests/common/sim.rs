@@ -455,8 +455,7 @@ impl Sim {
             .partition(|f| f.transmit.destination == server);
         self.network = rest;
         for f in to_server {
-            self.core
-                .handle_receive(self.now, f.transmit.source, &f.transmit.contents);
+            self.deliver(f.transmit);
         }
     }
 
