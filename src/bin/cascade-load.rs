@@ -57,6 +57,11 @@ struct Args {
     /// Seconds between keyframes (4x larger frames).
     #[arg(long, default_value_t = 3)]
     keyframe_secs: u64,
+    /// Video pacing: packets leave at this multiple of the video bitrate, as
+    /// libwebrtc's pacer does (2.5); 0 writes each frame's packets at once
+    /// (a burst per frame, a 4x burst per keyframe).
+    #[arg(long, default_value_t = cascade::bot::DEFAULT_PACING_FACTOR)]
+    pacing_factor: f64,
     /// RTP payload size of audio packets, bytes (50 packets/s).
     #[arg(long, default_value_t = 100)]
     audio_bytes: usize,
@@ -205,6 +210,9 @@ fn load_options(args: &Args) -> anyhow::Result<LoadOptions> {
     if !(1..=600).contains(&args.duration) {
         bail!("--duration must be between 1 and 600 seconds");
     }
+    if !(args.pacing_factor == 0.0 || (1.5..=100.0).contains(&args.pacing_factor)) {
+        bail!("--pacing-factor must be 0 (off) or between 1.5 and 100");
+    }
     if args.no_audio && args.no_video && args.scenario != Scenario::Audio {
         bail!("--no-audio and --no-video together leave nothing to send");
     }
@@ -219,6 +227,7 @@ fn load_options(args: &Args) -> anyhow::Result<LoadOptions> {
         video_packet_bytes: args.packet_bytes.clamp(64, 1200),
         video_fps: args.fps.clamp(1, 120),
         keyframe_interval: Duration::from_secs(args.keyframe_secs.max(1)),
+        pacing_factor: args.pacing_factor,
         audio_packet_bytes: args.audio_bytes.clamp(32, 1200),
         duration: Duration::from_secs(args.duration),
         warmup: Duration::from_secs(args.warmup),

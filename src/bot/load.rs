@@ -55,6 +55,8 @@ pub struct LoadOptions {
     pub video_packet_bytes: usize,
     pub video_fps: u32,
     pub keyframe_interval: Duration,
+    /// Video pacing as a multiple of its bitrate; 0 sends frames at once.
+    pub pacing_factor: f64,
     pub audio_packet_bytes: usize,
     /// Length of the measurement window.
     pub duration: Duration,
@@ -84,6 +86,7 @@ impl Default for LoadOptions {
             video_packet_bytes: 1150,
             video_fps: 30,
             keyframe_interval: Duration::from_secs(3),
+            pacing_factor: super::DEFAULT_PACING_FACTOR,
             audio_packet_bytes: 100,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
@@ -230,6 +233,7 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
         b.video_packet_bytes = opts.video_packet_bytes;
         b.video_fps = opts.video_fps;
         b.keyframe_interval = opts.keyframe_interval;
+        b.pacing_factor = opts.pacing_factor;
         b.audio_packet_bytes = opts.audio_packet_bytes;
         b.duration = hard_limit.saturating_sub(started.elapsed());
         b.drain = opts.drain;

@@ -19,6 +19,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Event, Input};
 
+use super::pacer::{Frame, Pacer};
 use super::payload::{self, Stamp};
 use super::pc::ClientPc;
 use super::record::PendingCounts;
@@ -50,7 +51,24 @@ struct Outgoing {
     pt: Pt,
     seq: u64,
     counter: u64,
+    /// When the next frame (or audio packet) is due.
     next_at: Instant,
+    /// Video frames waiting to go out.
+    pacer: Pacer,
+}
+
+impl Outgoing {
+    /// Advances the sequence number and counter for one more packet and
+    /// stamps it with the send time.
+    fn next_stamp(&mut self, sender: u32) -> Stamp {
+        self.counter += 1;
+        self.seq += 1;
+        Stamp {
+            sender,
+            counter: self.counter,
+            sent_micros: payload::now_micros(),
+        }
+    }
 }
 
 /// A bot's connections, what it sends and what it saw.
@@ -62,6 +80,8 @@ pub(crate) struct Media {
     outgoing: Vec<Outgoing>,
     publish_connected: bool,
     last_keyframe: Option<Instant>,
+    /// Time from `last_keyframe` to the next periodic keyframe.
+    keyframe_gap: Duration,
     keyframe_requested: bool,
     /// When the bot started signaling.
     pub opened_at: Instant,
@@ -90,6 +110,7 @@ pub(crate) trait Signaling {
 impl Media {
     pub fn new(opts: BotOptions, opened_at: Instant) -> Self {
         Media {
+            keyframe_gap: jittered(opts.keyframe_interval),
             opts,
             report: BotReport::default(),
             publish: None,
@@ -157,6 +178,7 @@ impl Media {
                 seq: rand::random::<u16>() as u64 / 2,
                 counter: 0,
                 next_at: now,
+                pacer: Pacer::new(self.opts.pacing_interval(), now),
             });
         }
         self.publish = Some(pc);
@@ -241,6 +263,9 @@ impl Media {
         if sending && self.publish_connected {
             for o in &self.outgoing {
                 wake = wake.min(o.next_at);
+                if let Some(at) = o.pacer.due_at() {
+                    wake = wake.min(at);
+                }
             }
         }
         if self.opts.control.is_some() {
@@ -390,8 +415,8 @@ impl Media {
         }
     }
 
-    /// Writes every packet whose time has come (once the publish connection
-    /// is up).
+    /// Starts every frame whose time has come and writes the packets the
+    /// pacer lets out (once the publish connection is up).
     fn send_due_media(&mut self, now: Instant) {
         if !self.publish_connected {
             return;
@@ -401,78 +426,87 @@ impl Media {
         };
         let keyframe_due = self
             .last_keyframe
-            .is_none_or(|t| now >= t + self.opts.keyframe_interval)
+            .is_none_or(|t| now >= t + self.keyframe_gap)
             || (self.keyframe_requested
                 && self
                     .last_keyframe
                     .is_none_or(|t| now >= t + MIN_KEYFRAME_SPACING));
         let mut sent_keyframe = false;
         let mut sent = 0;
-        for o in self.outgoing.iter_mut().filter(|o| o.next_at <= now) {
+        for o in self.outgoing.iter_mut() {
             let mut api = pc.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(o.mid, None) else {
                 continue;
             };
-            match o.kind {
-                MediaKind::Audio => {
-                    o.counter += 1;
-                    o.seq += 1;
-                    let stamp = Stamp {
-                        sender: self.opts.index,
-                        counter: o.counter,
-                        sent_micros: payload::now_micros(),
-                    };
-                    let time = (o.counter * 960) as u32;
-                    let data = payload::audio(stamp, self.opts.audio_packet_bytes);
-                    stream
-                        .write_rtp(RtpWrite::new(o.pt, o.seq.into(), time, now, data).marker(true));
-                    sent += 1;
-                    o.next_at += Duration::from_millis(20);
-                }
-                MediaKind::Video => {
-                    let fps = self.opts.video_fps.max(1) as u64;
-                    let size = self.opts.video_packet_bytes.max(64);
-                    let mut frame_bytes = (self.opts.video_bitrate_bps / 8 / fps) as usize;
-                    if keyframe_due {
-                        frame_bytes *= 4;
-                        sent_keyframe = true;
-                    }
-                    // Whole packets of `size`: the bitrate is met within half
-                    // a packet per frame and every packet has the same size.
-                    let packets = ((frame_bytes + size / 2) / size).max(1);
-                    let rtp_time =
-                        o.next_at.duration_since(self.opened_at).as_micros() as u64 * 9 / 100;
-                    for i in 0..packets {
-                        o.counter += 1;
-                        o.seq += 1;
-                        let stamp = Stamp {
-                            sender: self.opts.index,
-                            counter: o.counter,
-                            sent_micros: payload::now_micros(),
-                        };
-                        let data = payload::video(stamp, i == 0, keyframe_due, size);
+            if o.next_at <= now {
+                match o.kind {
+                    MediaKind::Audio => {
+                        let stamp = o.next_stamp(self.opts.index);
+                        let time = (o.counter * 960) as u32;
+                        let data = payload::audio(stamp, self.opts.audio_packet_bytes);
                         stream.write_rtp(
-                            RtpWrite::new(o.pt, o.seq.into(), rtp_time as u32, now, data)
-                                .marker(i + 1 == packets)
-                                .nackable(true),
+                            RtpWrite::new(o.pt, o.seq.into(), time, now, data).marker(true),
                         );
+                        sent += 1;
+                        o.next_at += Duration::from_millis(20);
                     }
-                    sent += packets as u64;
-                    o.next_at += Duration::from_micros(1_000_000 / fps);
+                    MediaKind::Video => {
+                        let fps = self.opts.video_fps.max(1) as u64;
+                        let size = self.opts.video_packet_bytes.max(64);
+                        let mut frame_bytes = (self.opts.video_bitrate_bps / 8 / fps) as usize;
+                        if keyframe_due {
+                            frame_bytes *= 4;
+                            sent_keyframe = true;
+                        }
+                        // Whole packets of `size`: the bitrate is met within
+                        // half a packet per frame and every packet has the
+                        // same size.
+                        let packets = ((frame_bytes + size / 2) / size).max(1);
+                        let rtp_time =
+                            o.next_at.duration_since(self.opened_at).as_micros() as u64 * 9 / 100;
+                        let frame = Frame {
+                            rtp_time: rtp_time as u32,
+                            packets,
+                            keyframe: keyframe_due,
+                        };
+                        o.pacer.push(frame, now);
+                        o.next_at += Duration::from_micros(1_000_000 / fps);
+                    }
+                }
+                // Don't try to catch up after a stall: skip missed slots.
+                if o.next_at < now {
+                    o.next_at = now;
                 }
             }
-            // Don't try to catch up after a stall: skip missed slots.
-            if o.next_at < now {
-                o.next_at = now;
+            while let Some(packet) = o.pacer.poll(now) {
+                let stamp = o.next_stamp(self.opts.index);
+                let size = self.opts.video_packet_bytes.max(64);
+                let data = payload::video(stamp, packet.first, packet.keyframe, size);
+                stream.write_rtp(
+                    RtpWrite::new(o.pt, o.seq.into(), packet.rtp_time, now, data)
+                        .marker(packet.last)
+                        .nackable(true),
+                );
+                sent += 1;
             }
         }
         if sent_keyframe {
             self.last_keyframe = Some(now);
+            self.keyframe_gap = jittered(self.opts.keyframe_interval);
             self.keyframe_requested = false;
         }
         self.report.sent_packets += sent;
         self.pending.sent_packets += sent;
     }
+}
+
+/// `interval` give or take up to 20 %, drawn anew for every keyframe. A
+/// keyframe request (a subscriber joining) makes every publisher in a room
+/// send a keyframe at once; with one fixed interval they would then stay in
+/// step and burst together for the rest of the run, which real encoders,
+/// each on its own camera clock, do not.
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.8 + 0.4 * rand::random::<f64>())
 }
 
 async fn recv_on(pc: &Option<ClientPc>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {

@@ -80,6 +80,8 @@ pub struct LoadResult {
     pub publishers: usize,
     pub video_bitrate_bps: u64,
     pub video_packet_bytes: usize,
+    /// Video pacing as a multiple of its bitrate (0: each frame at once).
+    pub pacing_factor: f64,
     pub bots_failed: usize,
     /// Subscribers that never received every stream they expected.
     pub bots_incomplete: usize,
@@ -204,6 +206,7 @@ impl LoadResult {
             publishers: bots.iter().filter(|b| b.audio || b.video).count(),
             video_bitrate_bps: opts.video_bitrate_bps,
             video_packet_bytes: opts.video_packet_bytes,
+            pacing_factor: opts.pacing_factor,
             bots_failed: failed,
             bots_incomplete: incomplete,
             streams_stalled: stalled,
@@ -248,8 +251,13 @@ impl LoadResult {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} · {:?} · {} participants in {} room(s), {} publishing",
-            self.target, self.scenario, self.participants, self.rooms, self.publishers
+            "{} · {:?} · {} participants in {} room(s), {} publishing · {}",
+            self.target,
+            self.scenario,
+            self.participants,
+            self.rooms,
+            self.publishers,
+            pacing_label(self.pacing_factor)
         );
         for (name, value) in self.rows() {
             let _ = writeln!(out, "  {name:<28} {value}");
@@ -396,8 +404,13 @@ impl Comparison {
         let c = &self.cascade;
         let _ = writeln!(
             out,
-            "{:?} · {} participants in {} room(s), {} publishing · {:.0} s window",
-            c.scenario, c.participants, c.rooms, c.publishers, c.window_seconds
+            "{:?} · {} participants in {} room(s), {} publishing · {:.0} s window · {}",
+            c.scenario,
+            c.participants,
+            c.rooms,
+            c.publishers,
+            c.window_seconds,
+            pacing_label(c.pacing_factor)
         );
         let _ = writeln!(
             out,
@@ -443,4 +456,13 @@ fn millis(h: &Histogram) -> Option<Millis> {
         p99: ms(0.99),
         max: h.max() as f64 / 1000.0,
     })
+}
+
+/// How the bots paced their video, for table headers.
+fn pacing_label(factor: f64) -> String {
+    if factor > 0.0 {
+        format!("video paced at {factor}x its bitrate")
+    } else {
+        "video unpaced (frames sent at once)".to_string()
+    }
 }
