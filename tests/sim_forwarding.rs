@@ -220,7 +220,7 @@ fn h264_reaches_subscribers_under_their_own_payload_type() {
 
 #[test]
 fn a_lone_publisher_is_not_removed_while_its_media_flows() {
-    // Its subscribe connection carries only the data channel and may never
+    // Its subscribe connection carries only a data channel and may never
     // connect; that must not count as the participant going away.
     let mut sim = Sim::new();
     let a = sim.join("room", "alone");
@@ -253,5 +253,52 @@ fn ice_checks_that_beat_the_answer_are_answered_once_it_arrives() {
     assert!(
         took < Duration::from_millis(200),
         "connected {took:?} after the answer, without waiting for a STUN retransmission"
+    );
+}
+
+#[test]
+fn only_a_subscribe_offer_without_tracks_carries_a_data_channel() {
+    // The first joiner's subscribe offer has nothing else to negotiate, so
+    // it gets a data channel to connect with. Later joiners' offers carry
+    // the published tracks instead: an idle SCTP association would cost
+    // str0m a poll on every packet forwarded to them.
+    let mut sim = Sim::new();
+    let first = sim.join("room", "first");
+    sim.publish(first);
+    sim.run(Duration::from_secs(1), true);
+    let second = sim.join("room", "second");
+    sim.run(Duration::from_secs(2), true);
+
+    let offers = |index: usize| -> Vec<String> {
+        sim.clients[index]
+            .messages
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::SubscribeOffer { sdp, .. } => Some(sdp.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let first_offers = offers(first);
+    assert!(
+        first_offers
+            .first()
+            .is_some_and(|sdp| sdp.contains("m=application")),
+        "the lone joiner's first offer carries a data channel: {first_offers:?}"
+    );
+    let second_offers = offers(second);
+    assert!(!second_offers.is_empty(), "the second joiner got an offer");
+    assert!(
+        second_offers
+            .iter()
+            .all(|sdp| !sdp.contains("m=application")),
+        "no data channel next to tracks: {second_offers:?}"
+    );
+    let first_id = sim.clients[first].id;
+    assert!(
+        !sim.clients[second]
+            .payloads_from(first_id, MediaKind::Video)
+            .is_empty(),
+        "media reaches the subscriber whose connection has no data channel"
     );
 }

@@ -329,7 +329,7 @@ impl MediaCore {
             published: Vec::new(),
             subscriptions,
             pending_offer: None,
-            channel_negotiated: false,
+            subscribe_negotiated: false,
             joined_at: now,
             connected: false,
             subscribe_connected: false,

@@ -45,8 +45,8 @@ pub struct Participant {
     pub subscriptions: Vec<Subscription>,
     /// The subscribe offer awaiting the client's answer, if any.
     pub pending_offer: Option<SdpPendingOffer>,
-    /// Whether the subscribe connection's data channel was negotiated.
-    pub channel_negotiated: bool,
+    /// Whether an offer on the subscribe connection was answered.
+    pub subscribe_negotiated: bool,
     pub joined_at: Instant,
     /// Set when a connection of this participant first completed ICE + DTLS.
     pub connected: bool,
