@@ -7,9 +7,9 @@
 #   memory    10-person meeting: server RSS per participant
 #   capacity  many 10-person meetings, 1 and 2 workers, rising load: the
 #             highest forwarding rate with no loss and no stall
-#   latency   the same meetings at about half the 1-worker capacity
+#   latency   4 such meetings, about half the 1-worker capacity, 3 runs
 #
-#   scripts/bench-cascade.sh            # everything (~4 minutes)
+#   scripts/bench-cascade.sh            # everything (~10 minutes)
 #   scripts/bench-cascade.sh cpu memory # some of it
 #
 # Results: one JSON per run in target/bench/, and a table at the end.
@@ -92,7 +92,11 @@ for what in "$@"; do
         done
         ;;
     latency)
-        run latency-w1-rooms3 1 --scenario rooms --rooms 3 -n 10 --join-interval-ms 10
+        # Half the 1-worker capacity; three runs, since the tail varies.
+        for repeat in 1 2 3; do
+            run "latency-w1-rooms4-run$repeat" 1 --scenario rooms --rooms 4 -n 10 \
+                --join-interval-ms 10
+        done
         ;;
     *)
         echo "unknown measurement $what (cpu, memory, capacity, latency)" >&2
