@@ -459,6 +459,16 @@ impl Sim {
         }
     }
 
+    /// Puts a datagram the server sent (taken from the core by the caller)
+    /// on the network, to arrive after the usual latency.
+    #[allow(dead_code)] // used by the forwarding benchmark
+    pub fn send_from_server(&mut self, transmit: Transmit) {
+        self.network.push_back(InFlight {
+            at: self.now + LATENCY,
+            transmit,
+        });
+    }
+
     /// Drops the `n`th video-sized (> 1000 bytes) datagram the server sends
     /// to `destination`, once.
     pub fn drop_nth_video_datagram_to(&mut self, destination: SocketAddr, n: usize) {
