@@ -33,13 +33,8 @@ mkdir -p "$OUT"
 if [ "$#" -eq 0 ]; then
     set -- cpu memory capacity latency
 fi
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release --bin cascade --bin cascade-load >&2
-fi
-LOAD="${LOAD_BIN:-target/release/cascade-load}"
-SERVER="${SERVER_BIN:-target/release/cascade}"
-NCPU="$(nproc)"
-PIN="${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}"
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 # Waits (bounded) until the machine is mostly idle: under 0.3 busy cores
 # over 2 seconds.

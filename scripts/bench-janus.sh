@@ -30,8 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NCPU="$(nproc)"
-PIN="${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}"
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 SERVER_PREFIX=()
 LOAD_PREFIX=()
 SERVER_CPUS_ARGS=()
@@ -93,10 +93,6 @@ for f in janus.jcfg janus.transport.http.jcfg janus.plugin.videoroom.jcfg; do
 done
 cc -shared -fPIC -O2 -o "$WORK/lo_shim.so" benches/janus/lo_shim.c -ldl
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release --bin cascade --bin cascade-load >&2
-fi
-
 echo "starting janus $(janus --version 2>/dev/null | head -1 | sed 's/.*: //') on 127.0.0.1:$PORT, event_loops = $EVENT_LOOPS" >&2
 LD_PRELOAD="$WORK/lo_shim.so" "${SERVER_PREFIX[@]}" janus -C "$WORK/conf/janus.jcfg" -F "$WORK/conf" \
     -L "$WORK/janus.log" -N >/dev/null 2>&1 &
@@ -114,6 +110,6 @@ for i in $(seq 100); do
 done
 
 echo "cascade: $WORKERS media workers; janus: event_loops = $EVENT_LOOPS; pinned: $PIN${SERVER_CPUS:+ (servers on CPU $SERVER_CPUS, bots on $LOAD_CPUS)}; args: $*" >&2
-"${LOAD_PREFIX[@]}" "${LOAD_BIN:-target/release/cascade-load}" --spawn-server \
-    --server-bin "${SERVER_BIN:-target/release/cascade}" --workers "$WORKERS" "${SERVER_CPUS_ARGS[@]}" \
+"${LOAD_PREFIX[@]}" "$LOAD" --spawn-server \
+    --server-bin "$SERVER" --workers "$WORKERS" "${SERVER_CPUS_ARGS[@]}" \
     --janus "http://127.0.0.1:$PORT/janus" --janus-pid "$JANUS_PID" "$@"

@@ -19,13 +19,8 @@ cd "$(dirname "$0")/.."
 
 RUNS="${RUNS:-3}"
 PORT="${PORT:-18180}"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release --bin cascade --bin cascade-load >&2
-fi
-SERVER="${SERVER_BIN:-target/release/cascade}"
-LOAD="${LOAD_BIN:-target/release/cascade-load}"
-NCPU="$(nproc)"
-PIN="${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}"
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 server_prefix=() load_prefix=()
 if [ "$PIN" = 1 ]; then
     server_prefix=(taskset -c 0)
