@@ -433,7 +433,9 @@ impl Media {
                     .is_none_or(|t| now >= t + MIN_KEYFRAME_SPACING));
         let mut sent_keyframe = false;
         let mut sent = 0;
-        for o in self.outgoing.iter_mut() {
+        let size = self.opts.video_packet_size();
+        let due = |o: &Outgoing| o.next_at <= now || o.pacer.due_at().is_some_and(|at| at <= now);
+        for o in self.outgoing.iter_mut().filter(|o| due(o)) {
             let mut api = pc.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(o.mid, None) else {
                 continue;
@@ -452,7 +454,6 @@ impl Media {
                     }
                     MediaKind::Video => {
                         let fps = self.opts.video_fps.max(1) as u64;
-                        let size = self.opts.video_packet_bytes.max(64);
                         let mut frame_bytes = (self.opts.video_bitrate_bps / 8 / fps) as usize;
                         if keyframe_due {
                             frame_bytes *= 4;
@@ -480,7 +481,6 @@ impl Media {
             }
             while let Some(packet) = o.pacer.poll(now) {
                 let stamp = o.next_stamp(self.opts.index);
-                let size = self.opts.video_packet_bytes.max(64);
                 let data = payload::video(stamp, packet.first, packet.keyframe, size);
                 stream.write_rtp(
                     RtpWrite::new(o.pt, o.seq.into(), packet.rtp_time, now, data)

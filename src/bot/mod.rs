@@ -101,12 +101,17 @@ impl BotOptions {
         }
     }
 
+    /// RTP payload size of every video packet (at least 64 bytes).
+    pub fn video_packet_size(&self) -> usize {
+        self.video_packet_bytes.max(64)
+    }
+
     /// Time between two paced video packets; zero when pacing is off.
     pub fn pacing_interval(&self) -> Duration {
         if self.pacing_factor <= 0.0 || self.video_bitrate_bps == 0 {
             return Duration::ZERO;
         }
-        let bits = self.video_packet_bytes.max(64) as f64 * 8.0;
+        let bits = self.video_packet_size() as f64 * 8.0;
         Duration::from_secs_f64(bits / (self.video_bitrate_bps as f64 * self.pacing_factor))
     }
 }
