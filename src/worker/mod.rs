@@ -16,7 +16,7 @@
 //! holding a batch's first packets back for all the work of its last.
 
 mod command;
-mod udp;
+pub mod udp;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
