@@ -22,7 +22,6 @@
 //!
 //! Run: `cargo bench --bench udp`.
 
-use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -57,7 +56,9 @@ fn bind_socket() -> std::net::UdpSocket {
 struct Loopback {
     runtime: Runtime,
     server: UdpSocket,
+    server_addr: SocketAddr,
     subscribers: Vec<std::net::UdpSocket>,
+    subscriber_addrs: Vec<SocketAddr>,
 }
 
 impl Loopback {
@@ -69,26 +70,28 @@ impl Loopback {
         let server = runtime
             .block_on(async { UdpSocket::from_std(bind_socket()) })
             .expect("tokio socket");
-        let subscribers = (0..subscribers).map(|_| bind_socket()).collect();
+        let server_addr = server.local_addr().expect("server address");
+        let subscribers: Vec<_> = (0..subscribers).map(|_| bind_socket()).collect();
+        let subscriber_addrs = subscribers
+            .iter()
+            .map(|s| s.local_addr().expect("subscriber address"))
+            .collect();
         Loopback {
             runtime,
             server,
+            server_addr,
             subscribers,
+            subscriber_addrs,
         }
-    }
-
-    fn server_addr(&self) -> SocketAddr {
-        self.server.local_addr().expect("server address")
     }
 
     /// `per_subscriber` datagrams to each subscriber, each subscriber's in a
     /// row (as a flush orders them).
     fn flush(&self, per_subscriber: usize) -> Vec<Transmit> {
-        let source = self.server_addr();
-        self.subscribers
+        let source = self.server_addr;
+        self.subscriber_addrs
             .iter()
-            .flat_map(|s| {
-                let destination = s.local_addr().expect("subscriber address");
+            .flat_map(|&destination| {
                 (0..per_subscriber).map(move |i| Transmit {
                     proto: Protocol::Udp,
                     source,
@@ -132,7 +135,6 @@ impl Loopback {
                 expected,
                 "every datagram must arrive"
             );
-            black_box(&transmits);
         }
         elapsed
     }
@@ -157,7 +159,7 @@ fn bench_recv(c: &mut Criterion) {
     for datagrams in [1usize, 32] {
         let loopback = Loopback::new(1);
         let publisher = &loopback.subscribers[0];
-        let server_addr = loopback.server_addr();
+        let server_addr = loopback.server_addr;
         let payload = vec![7u8; DATAGRAM_BYTES];
         let mut batch = RecvBatch::new(64);
         group.throughput(Throughput::Elements(datagrams as u64));
