@@ -11,15 +11,11 @@
 //!   1000 peers.
 //!
 //! Peers are real str0m clients connected through the deterministic
-//! simulation of `tests/common/sim.rs` (fake time, in-process network).
+//! simulation of `cascade_test_support::sim` (fake time, in-process network).
 //! Throughput is in forwarded packets, so criterion reports time per
 //! forwarded packet.
 //!
 //! Run: `cargo bench --bench forwarding` (or `-- forward/one_packet` etc.).
-
-#[allow(dead_code)]
-#[path = "../tests/common/sim.rs"]
-mod sim;
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -32,11 +28,11 @@ use str0m::net::Transmit;
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Input, Output};
 
-use cascade::bot::payload::{self, Stamp};
 use cascade::media::demux::Demux;
 use cascade::media::forward::SeqRewriter;
 use cascade::media::PeerKey;
-use sim::Sim;
+use cascade_load::payload::{self, Stamp};
+use cascade_test_support::sim::Sim;
 
 /// Fake time between two published packets (~100k packets/s).
 const PACKET_SPACING: Duration = Duration::from_micros(10);

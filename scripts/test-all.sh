@@ -12,10 +12,10 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "unit, simulation and loopback tests"
-cargo test --release
+cargo test --release --workspace
 
 step "Prometheus scrapes a running Cascade (Debian prometheus, installed if missing)"
 bash scripts/test-prometheus.sh

@@ -28,7 +28,7 @@ use prometheus::{
 
 use crate::media::stats::{CoreStats, DropReason, Occupancy, Sample};
 use crate::media::LeaveReason;
-use crate::protocol::{ErrorCode, CLIENT_MESSAGE_TYPES};
+use cascade_protocol::{ErrorCode, CLIENT_MESSAGE_TYPES};
 
 /// Label values of `kind`, in `CoreStats` array order.
 pub const KINDS: [&str; 2] = ["audio", "video"];

@@ -3,12 +3,12 @@
 //! what must hold on loopback (everyone receives every stream, nothing is
 //! lost or stalls), never how fast anything was.
 
-mod common;
+use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade::bot::load::{self, LoadOptions, Scenario, Target};
-use cascade::bot::summary::LoadResult;
+use cascade_load::load::{self, LoadOptions, Scenario, Target};
+use cascade_load::summary::LoadResult;
 
 fn short(scenario: Scenario, participants: usize) -> LoadOptions {
     LoadOptions {

@@ -1,11 +1,11 @@
 //! The real server on loopback with real str0m bots over UDP and the
 //! WebSocket protocol.
 
-mod common;
+use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade::bot::{self, BotOptions};
+use cascade_load::{self as bot, BotOptions};
 use str0m::media::MediaKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,12 +2,12 @@
 //! gets a clear error, the connection survives where it can, and other rooms
 //! are unharmed.
 
-mod common;
+use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade::bot::{self, BotOptions};
-use cascade::protocol::ServerMessage;
+use cascade_load::{self as bot, BotOptions};
+use cascade_protocol::ServerMessage;
 use common::server::Ws;
 use futures_util::StreamExt;
 use serde_json::json;

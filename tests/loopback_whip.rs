@@ -1,12 +1,12 @@
 //! WHIP and WHEP against the real server with independent str0m endpoints
 //! over UDP, in the same rooms as the WebSocket API.
 
-mod common;
+use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade::protocol::ServerMessage;
 use cascade::server::Server;
+use cascade_protocol::ServerMessage;
 use common::http::{request, Response};
 use common::peer::{self, Peer};
 use common::server::Ws;
@@ -316,10 +316,10 @@ async fn whip_http_semantics_and_errors() {
 async fn a_whep_viewer_receives_a_bundled_client_participant() {
     let server = common::server::start(1, |_| {}).await;
     // A participant speaking the WebSocket protocol (like the bundled client).
-    let mut opts = cascade::bot::BotOptions::new(server.http_addr(), "talk", 7);
+    let mut opts = cascade_load::BotOptions::new(server.http_addr(), "talk", 7);
     opts.video_bitrate_bps = 300_000;
     opts.duration = Duration::from_secs(6);
-    let speaker = tokio::spawn(cascade::bot::run(opts));
+    let speaker = tokio::spawn(cascade_load::run(opts));
     let mut watcher = Ws::connect(&server).await;
     watcher.join("talk", "watcher").await;
     let speaker_id = match watcher

@@ -1,7 +1,7 @@
 //! The media core's counters and samples, checked in the deterministic
 //! simulation (`common/sim.rs`): exact numbers, fake time, no sockets.
 
-mod common;
+use cascade_test_support as common;
 
 use std::time::Duration;
 

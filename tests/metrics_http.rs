@@ -3,13 +3,13 @@
 //! `--metrics-addr`, and the Grafana dashboard's queries against what the
 //! server really exports.
 
-mod common;
+use cascade_test_support as common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cascade::bot::{self, BotOptions, BotReport};
+use cascade_load::{self as bot, BotOptions, BotReport};
 use str0m::media::MediaKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

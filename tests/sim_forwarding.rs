@@ -1,11 +1,11 @@
 //! Deterministic scenarios of the media core: str0m clients, fake time, no
 //! sockets (see `common/sim.rs`).
 
-mod common;
+use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade::protocol::ServerMessage;
+use cascade_protocol::ServerMessage;
 use common::sim::Sim;
 use str0m::media::MediaKind;
 
@@ -205,7 +205,7 @@ fn h264_reaches_subscribers_under_their_own_payload_type() {
         .filter(|r| {
             bob.subscribed
                 .get(&r.mid)
-                .is_some_and(|t| t.kind == cascade::protocol::TrackKind::Video)
+                .is_some_and(|t| t.kind == cascade_protocol::TrackKind::Video)
         })
         .map(|r| r.pt)
         .collect();

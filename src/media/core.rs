@@ -39,7 +39,7 @@ use super::stats::{
     kind_index, CoreStats, DropReason, EgressStream, IngressStream, Occupancy, ParticipantView,
     RoomView, Sample, StreamKey,
 };
-use crate::protocol::{PcKind, ServerMessage, PROTOCOL_VERSION};
+use cascade_protocol::{PcKind, ServerMessage, PROTOCOL_VERSION};
 
 /// Settings of a media core.
 #[derive(Debug, Clone)]

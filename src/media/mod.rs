@@ -30,7 +30,7 @@ pub use self::core::{
     AnswerError, CandidateError, CoreConfig, JoinError, LeaveReason, MediaCore, MuteError,
     OfferError, SignalOut,
 };
-pub use ids::{ParticipantId, PeerKey, TrackId};
+pub use ids::{DisplayName, NameError, ParticipantId, PeerKey, RoomName, TrackId};
 pub use room::ParticipantMode;
 pub use stats::CoreStats;
 

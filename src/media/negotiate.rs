@@ -14,7 +14,7 @@ use str0m::media::{Direction, MediaKind};
 use super::core::{AnswerError, MediaCore};
 use super::ids::{ParticipantId, TrackId};
 use super::room::{ParticipantMode, SubscriptionState};
-use crate::protocol::ServerMessage;
+use cascade_protocol::ServerMessage;
 
 /// Label of the data channel a subscribe connection's first offer carries
 /// when there is no track to offer yet, so that the connection comes up

@@ -7,7 +7,7 @@ use str0m::net::Transmit;
 use str0m::{Event, Input, Output, Rtc, RtcError};
 
 use super::ids::{ParticipantId, PeerKey};
-use crate::protocol::PcKind;
+use cascade_protocol::PcKind;
 
 /// How many times in a row a peer may ask for an immediate timeout while being
 /// drained before we leave it for the next loop iteration.

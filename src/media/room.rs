@@ -11,7 +11,7 @@ use str0m::rtp::Ssrc;
 
 use super::forward::{PtMap, SeqRewriter, TimestampRewriter};
 use super::ids::{ParticipantId, PeerKey, TrackId};
-use crate::protocol::{ParticipantInfo, SubscribedTrack, TrackInfo};
+use cascade_protocol::{ParticipantInfo, SubscribedTrack, TrackInfo};
 
 /// A room: who is in it, in join order.
 #[derive(Debug, Default)]
@@ -88,7 +88,7 @@ impl Participant {
                         mid: mid.to_string(),
                         participant_id: s.source.to_string(),
                         track_id: s.track.to_string(),
-                        kind: s.kind.into(),
+                        kind: track_kind(s.kind),
                     })
                 }
                 _ => None,
@@ -117,7 +117,7 @@ impl PublishedTrack {
     pub fn info(&self) -> TrackInfo {
         TrackInfo {
             id: self.id.to_string(),
-            kind: self.kind.into(),
+            kind: track_kind(self.kind),
             muted: self.muted,
         }
     }
@@ -225,6 +225,13 @@ impl SubscriptionState {
             | SubscriptionState::Open(m)
             | SubscriptionState::Stopping(m) => Some(m),
         }
+    }
+}
+
+fn track_kind(kind: MediaKind) -> cascade_protocol::TrackKind {
+    match kind {
+        MediaKind::Audio => cascade_protocol::TrackKind::Audio,
+        MediaKind::Video => cascade_protocol::TrackKind::Video,
     }
 }
 

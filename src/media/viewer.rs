@@ -13,7 +13,7 @@ use str0m::IceCreds;
 use super::core::{CandidateError, MediaCore};
 use super::ids::{ParticipantId, TrackId};
 use super::room::{ParticipantMode, Subscription};
-use crate::protocol::PcKind;
+use cascade_protocol::PcKind;
 
 impl MediaCore {
     /// A viewer's subscribe connection gained an m-line to receive on.

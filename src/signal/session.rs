@@ -15,11 +15,10 @@ use crate::media::{
     self, AnswerError, CandidateError, MuteError, OfferError, ParticipantId, ParticipantMode,
 };
 use crate::metrics::{SessionGuard, SessionKind};
-use crate::protocol::{
-    valid_display_name, valid_room_name, ClientMessage, ErrorCode, PcKind, ServerMessage,
-    CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
-};
 use crate::worker::Command;
+use cascade_protocol::{
+    ClientMessage, ErrorCode, PcKind, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
+};
 
 /// How many server messages may wait for a slow client before it is dropped.
 const OUTBOX_CAPACITY: usize = 256;
@@ -128,13 +127,13 @@ impl Session {
                 format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
             ));
         }
-        if !valid_room_name(&room) {
+        if crate::media::RoomName::parse(&room).is_err() {
             return Err(error(
                 ErrorCode::InvalidRoom,
                 "room names are 1-64 characters of A-Z a-z 0-9 _ - .",
             ));
         }
-        if !valid_display_name(&name) {
+        if crate::media::DisplayName::parse(&name).is_err() {
             return Err(error(
                 ErrorCode::InvalidName,
                 "display names are 1-64 characters without control characters",

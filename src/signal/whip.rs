@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{one_line, AppState};
 use crate::media::{self, JoinError, OfferError, ParticipantId, ParticipantMode};
 use crate::metrics;
-use crate::protocol::{valid_display_name, valid_room_name, PcKind, ServerMessage};
 use crate::worker::Command;
+use cascade_protocol::{PcKind, ServerMessage};
 
 /// Largest SDP or sdpfrag body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -175,13 +175,13 @@ async fn create(
 ) -> HttpResult {
     authorize(state, headers)?;
     require_content_type(headers, SDP)?;
-    if !valid_room_name(&room) {
+    if crate::media::RoomName::parse(&room).is_err() {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "room names are 1-64 characters of A-Z a-z 0-9 _ - .",
         ));
     }
-    if !valid_display_name(&name) {
+    if crate::media::DisplayName::parse(&name).is_err() {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid display name",

@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::session::{Flow, Session};
 use super::AppState;
-use crate::protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
+use cascade_protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
 
 /// WebSocket close codes (RFC 6455 section 7.4.1).
 const CLOSE_NORMAL: u16 = 1000;

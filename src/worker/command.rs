@@ -9,7 +9,7 @@ use crate::media::{
     AnswerError, CandidateError, CoreStats, JoinError, MuteError, OfferError, ParticipantId,
     ParticipantMode,
 };
-use crate::protocol::{PcKind, ServerMessage};
+use cascade_protocol::{PcKind, ServerMessage};
 
 /// A request to a worker. Replies travel on the embedded oneshot; a dropped
 /// reply sender means the worker is gone.

@@ -34,7 +34,7 @@ use udp::{RecvBatch, SendBatch};
 
 use crate::media::{CoreConfig, CoreStats, LeaveReason, MediaCore, ParticipantId, SignalOut};
 use crate::metrics::{Metrics, WorkerIo, WorkerMetrics};
-use crate::protocol::{ErrorCode, ServerMessage};
+use cascade_protocol::{ErrorCode, ServerMessage};
 
 /// How many datagrams are read in one call.
 pub const RECV_BATCH: usize = 64;

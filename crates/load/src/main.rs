@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use cascade::bot::http::BaseUrl;
-use cascade::bot::load::{self, LoadOptions, Scenario, Target};
-use cascade::bot::summary::{Comparison, LoadResult};
+use cascade_load::http::BaseUrl;
+use cascade_load::load::{self, LoadOptions, Scenario, Target};
+use cascade_load::summary::{Comparison, LoadResult};
 
 /// Load generator for Cascade (and Janus, side by side).
 #[derive(Debug, Parser)]
@@ -60,7 +60,7 @@ struct Args {
     /// Video pacing: packets leave at this multiple of the video bitrate, as
     /// libwebrtc's pacer does (2.5); 0 writes each frame's packets at once
     /// (a burst per frame, a 4x burst per keyframe).
-    #[arg(long, default_value_t = cascade::bot::DEFAULT_PACING_FACTOR)]
+    #[arg(long, default_value_t = cascade_load::DEFAULT_PACING_FACTOR)]
     pacing_factor: f64,
     /// RTP payload size of audio packets, bytes (50 packets/s).
     #[arg(long, default_value_t = 100)]

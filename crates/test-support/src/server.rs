@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use cascade::config::Config;
-use cascade::protocol::ServerMessage;
 use cascade::server::Server;
+use cascade_protocol::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

@@ -13,7 +13,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::media::{Media, Signaling};
 use super::{AbortOnDrop, BotError, BotOptions, BotReport};
-use crate::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use cascade_protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

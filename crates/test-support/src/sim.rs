@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cascade::media::{CoreConfig, MediaCore, ParticipantId, SignalOut};
-use cascade::protocol::{ServerMessage, SubscribedTrack};
+use cascade_protocol::{ServerMessage, SubscribedTrack};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
@@ -56,7 +56,10 @@ impl SimClient {
     /// All payloads received from `participant`'s tracks of `kind`.
     pub fn payloads_from(&self, participant: ParticipantId, kind: MediaKind) -> Vec<Vec<u8>> {
         let pid = participant.to_string();
-        let want = cascade::protocol::TrackKind::from(kind);
+        let want = match kind {
+            MediaKind::Audio => cascade_protocol::TrackKind::Audio,
+            MediaKind::Video => cascade_protocol::TrackKind::Video,
+        };
         self.received
             .iter()
             .filter(|r| {
@@ -461,7 +464,6 @@ impl Sim {
 
     /// Puts a datagram the server sent (taken from the core by the caller)
     /// on the network, to arrive after the usual latency.
-    #[allow(dead_code)] // used by the forwarding benchmark
     pub fn send_from_server(&mut self, transmit: Transmit) {
         self.network.push_back(InFlight {
             at: self.now + LATENCY,

@@ -1,9 +1,10 @@
 //! The signaling protocol spoken over the bundled client's WebSocket.
 //!
-//! These are the wire types of `docs/PROTOCOL.md` (version [`PROTOCOL_VERSION`]).
-//! They are plain data: the media core produces [`ServerMessage`]s and the
-//! signaling layer turns [`ClientMessage`]s into worker commands. Nothing here
-//! does I/O.
+//! These are the wire types of `docs/PROTOCOL.md` (version [`PROTOCOL_VERSION`]),
+//! shared by the server, the load generator's bots and the tests. Plain data:
+//! the server's signaling layer turns [`ClientMessage`]s into worker commands
+//! and the media core's domain events into [`ServerMessage`]s. Nothing here
+//! does I/O or knows about media.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,15 +41,6 @@ pub enum PcKind {
 pub enum TrackKind {
     Audio,
     Video,
-}
-
-impl From<str0m::media::MediaKind> for TrackKind {
-    fn from(kind: str0m::media::MediaKind) -> Self {
-        match kind {
-            str0m::media::MediaKind::Audio => TrackKind::Audio,
-            str0m::media::MediaKind::Video => TrackKind::Video,
-        }
-    }
 }
 
 /// A published track as other participants see it.
@@ -149,23 +141,46 @@ pub enum ServerMessage {
     Pong,
 }
 
-/// Machine-readable reason carried by [`ServerMessage::Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadMessage,
-    UnknownType,
-    UnsupportedVersion,
-    InvalidRoom,
-    InvalidName,
-    NotJoined,
-    AlreadyJoined,
-    InvalidSdp,
-    InvalidCandidate,
-    NoPendingOffer,
-    UnknownTrack,
-    ServerBusy,
-    Fatal,
+/// Declares [`ErrorCode`] once: the variants, their wire names (which serde
+/// uses too) and the list of all of them, so metrics and docs cannot drift.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)*) => {
+        /// Machine-readable reason carried by [`ServerMessage::Error`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $wire)] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire and in metric labels.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Not JSON, no `type`, or bad fields for a known type.
+    BadMessage = "bad_message",
+    UnknownType = "unknown_type",
+    UnsupportedVersion = "unsupported_version",
+    InvalidRoom = "invalid_room",
+    InvalidName = "invalid_name",
+    NotJoined = "not_joined",
+    AlreadyJoined = "already_joined",
+    InvalidSdp = "invalid_sdp",
+    InvalidCandidate = "invalid_candidate",
+    NoPendingOffer = "no_pending_offer",
+    UnknownTrack = "unknown_track",
+    ServerBusy = "server_busy",
+    /// The session cannot go on (the server closes it).
+    Fatal = "fatal",
 }
 
 impl ServerMessage {
@@ -176,20 +191,6 @@ impl ServerMessage {
             message: message.into(),
         }
     }
-}
-
-/// Checks a room name: 1-64 characters of `A-Z a-z 0-9 _ - .`.
-pub fn valid_room_name(room: &str) -> bool {
-    (1..=64).contains(&room.len())
-        && room
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// Checks a display name: 1-64 characters, no control characters.
-pub fn valid_display_name(name: &str) -> bool {
-    let count = name.chars().count();
-    (1..=64).contains(&count) && !name.chars().any(char::is_control) && !name.trim().is_empty()
 }
 
 #[cfg(test)]
@@ -235,13 +236,11 @@ mod tests {
     }
 
     #[test]
-    fn room_and_display_names_are_checked() {
-        assert!(valid_room_name("team-42.daily_sync"));
-        assert!(!valid_room_name(""));
-        assert!(!valid_room_name("a b"));
-        assert!(!valid_room_name(&"x".repeat(65)));
-        assert!(valid_display_name("Zoë 🎥"));
-        assert!(!valid_display_name("   "));
-        assert!(!valid_display_name("bad\nname"));
+    fn error_codes_serialize_as_their_listed_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(ErrorCode::ALL.len(), 13);
     }
 }

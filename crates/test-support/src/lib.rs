@@ -1,0 +1,13 @@
+//! What Cascade's integration tests and benchmarks share.
+//!
+//! - [`sim`]: the deterministic simulation (a media core, str0m client
+//!   peers, fake time, an in-process network);
+//! - [`server`]: a real server on ephemeral loopback ports and a WebSocket
+//!   client for it;
+//! - [`http`]: a minimal HTTP/1.1 client for the WHIP/WHEP tests;
+//! - [`peer`]: a str0m peer on a real UDP socket (WHIP/WHEP clients).
+
+pub mod http;
+pub mod peer;
+pub mod server;
+pub mod sim;
