@@ -29,7 +29,7 @@ use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Input, Output};
 
 use cascade::media::demux::Demux;
-use cascade::media::forward::SeqRewriter;
+use cascade::media::rewrite::SeqRewriter;
 use cascade::media::PeerKey;
 use cascade_load::payload::{self, Stamp};
 use cascade_test_support::sim::Sim;

@@ -26,7 +26,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::media::stats::{CoreStats, DropReason, Occupancy, Sample};
+use crate::media::stats::{CoreStats, DropReason, Sample};
+use crate::media::views::Occupancy;
 use crate::media::LeaveReason;
 use cascade_protocol::{ErrorCode, CLIENT_MESSAGE_TYPES};
 

@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::media::CoreConfig;
 use crate::metrics::Metrics;
-use crate::signal::{self, AppState, Directory};
-use crate::worker::{self, Command, WorkerHandle, WorkerStartError};
+use crate::signal::{self, AppState};
+use crate::worker::{self, Command, Directory, WorkerHandle, WorkerStartError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
 
     let metrics = Metrics::new(config.workers);
+    let directory = Directory::new(config.workers);
     let mut handles = Vec::with_capacity(config.workers);
     let mut threads = Vec::with_capacity(config.workers);
     for index in 0..config.workers {
@@ -86,21 +87,27 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             disconnect_grace: config.disconnect_grace,
             ..CoreConfig::new(candidate_addr)
         };
-        let (handle, thread) =
-            match worker::spawn(index, bind, config.public_ip, core_config, &metrics) {
-                Ok(started) => started,
-                Err(e) => {
-                    stop_workers(&handles, threads);
-                    return Err(e.into());
-                }
-            };
+        let (handle, thread) = match worker::spawn(
+            index,
+            bind,
+            config.public_ip,
+            core_config,
+            &metrics,
+            &directory,
+        ) {
+            Ok(started) => started,
+            Err(e) => {
+                stop_workers(&handles, threads);
+                return Err(e.into());
+            }
+        };
         handles.push(handle);
         threads.push(thread);
     }
     let workers: Arc<[WorkerHandle]> = handles.into();
     let state = AppState {
         workers: workers.clone(),
-        directory: Arc::new(Directory::new(config.workers)),
+        directory,
         metrics: metrics.clone(),
         http_sessions: Arc::default(),
         auth_token: config.auth_token.as_deref().map(Arc::from),

@@ -1,37 +1,55 @@
 //! The sans-IO media core: rooms, participants and RTP forwarding.
 //!
 //! Everything here is driven by its caller: datagrams and time come in as
-//! arguments, datagrams and signaling messages go out through `poll_*`
-//! methods. No sockets, no tokio, no `Instant::now()`. The worker
+//! arguments, datagrams and domain events go out through `poll_*` methods.
+//! No sockets, no tokio, no `Instant::now()`, no wire protocol: this module
+//! imports nothing from `signal`, `worker` or `cascade_protocol`. The worker
 //! (`crate::worker`) runs a core on a thread and a UDP socket; the simulation
 //! tests run one with str0m clients and fake time.
 //!
-//! - [`core`]: [`MediaCore`], the entry point, and the forwarding path;
+//! - [`core`]: [`MediaCore`], the public API and the poll methods;
+//! - [`events`]: what the core tells the control plane;
+//! - [`errors`]: leave reasons and one error per operation;
+//! - `membership`: rooms, participants, tracks, subscriptions;
+//! - `scheduler`: every peer connection, its deadline, the flush;
+//! - `forwarder`, `downtrack`, [`rewrite`]: the packet path and what it rewrites;
+//! - `keyframes`: throttled keyframe requests, subscriber to publisher;
 //! - `negotiate`: server-initiated renegotiation of subscribe connections;
-//! - `viewer`: WHEP viewers' slots and which publisher feeds them;
-//! - [`room`]: rooms, participants, tracks, subscriptions (plain data);
-//! - [`forward`]: per-subscriber sequence and payload-type rewriting;
+//! - `tracks`: publishing and unpublishing; `viewer`: WHEP slots;
+//! - `lifecycle`: removal and the connect and ICE timers;
+//! - `dispatch`: str0m events to all of the above;
+//! - [`stats`], [`views`]: counters, samples, read-only views;
 //! - [`demux`]: which peer connection a datagram is for;
 //! - [`dtls`]: DTLS through OpenSSL, so peers with RSA certificates connect;
 //! - [`peer`]: one str0m `Rtc` and how to drain it.
 
 pub mod core;
 pub mod demux;
+mod dispatch;
+mod downtrack;
 pub mod dtls;
-pub mod forward;
+pub mod errors;
+pub mod events;
+mod forwarder;
 pub mod ids;
+mod keyframes;
+mod lifecycle;
+mod membership;
 mod negotiate;
 pub mod peer;
-pub mod room;
+pub mod rewrite;
+mod scheduler;
 pub mod stats;
+mod tracks;
 mod viewer;
+pub mod views;
 
-pub use self::core::{
-    AnswerError, CandidateError, CoreConfig, JoinError, LeaveReason, MediaCore, MuteError,
-    OfferError, SignalOut,
-};
+pub use self::core::{CoreConfig, JoinRequest, MediaCore};
+pub use errors::{AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError};
+pub use events::{CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, TrackSummary};
 pub use ids::{DisplayName, NameError, ParticipantId, PeerKey, RoomName, TrackId};
-pub use room::ParticipantMode;
+pub use membership::ParticipantMode;
+pub use peer::PeerRole;
 pub use stats::CoreStats;
 
 /// How often str0m reports per-stream statistics (RTT, NACK/PLI/FIR counts,

@@ -2,8 +2,8 @@
 //!
 //! The server is the only offerer on a subscribe connection, and at most one
 //! offer is outstanding: changes that arrive meanwhile wait in the
-//! subscriptions' states ([`SubscriptionState::ToAdd`], `removed`) and go out
-//! in the next offer once the answer is in. This is what keeps offers from
+//! subscriptions' states (`Pending`, `Ending`, see [`SubscriptionState`]) and
+//! go out in the next offer once the answer is in. This is what keeps offers from
 //! crossing (glare) and str0m from seeing changes out of order.
 
 use std::time::Instant;
@@ -11,10 +11,11 @@ use std::time::Instant;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 
-use super::core::{AnswerError, MediaCore};
-use super::ids::{ParticipantId, TrackId};
-use super::room::{ParticipantMode, SubscriptionState};
-use cascade_protocol::ServerMessage;
+use super::core::MediaCore;
+use super::errors::AnswerError;
+use super::events::ParticipantEvent;
+use super::ids::ParticipantId;
+use super::membership::{ParticipantMode, SubscriptionState, TrackRef};
 
 /// Label of the data channel a subscribe connection's first offer carries
 /// when there is no track to offer yet, so that the connection comes up
@@ -25,18 +26,21 @@ impl MediaCore {
     /// Sends a new subscribe offer to `id` if its subscriptions changed and no
     /// offer is outstanding.
     pub(super) fn negotiate(&mut self, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.members.participants.get_mut(&id) else {
             return;
         };
         if p.pending_offer.is_some() || p.mode != ParticipantMode::Full {
             return;
         }
-        let Some(peer) = p.subscribe_peer.and_then(|key| self.peers.get_mut(&key)) else {
+        let Some(key) = p.subscribe_peer else {
             return;
         };
-        // Removed before ever being offered: nothing to tell the client.
+        let Some(peer) = self.scheduler.get_mut(key) else {
+            return;
+        };
+        // Gone before ever being offered: nothing to tell the client.
         p.subscriptions
-            .retain(|s| !(s.removed && s.state == SubscriptionState::ToAdd));
+            .retain(|s| !(s.source.is_none() && s.state == SubscriptionState::Pending));
 
         let mut api = peer.rtc.sdp_api();
         // Only an offer with nothing else in it gets the channel: str0m
@@ -45,23 +49,23 @@ impl MediaCore {
         let offers_media = p
             .subscriptions
             .iter()
-            .any(|s| s.state == SubscriptionState::ToAdd);
+            .any(|s| s.state == SubscriptionState::Pending);
         if !p.subscribe_negotiated && !offers_media {
             api.add_channel(CHANNEL_LABEL.to_string());
         }
         for sub in p.subscriptions.iter_mut() {
-            match sub.state {
-                SubscriptionState::ToAdd => {
+            match (sub.state, sub.source) {
+                (SubscriptionState::Pending, Some(source)) => {
                     let mid = api.add_media(
                         sub.kind,
                         Direction::SendOnly,
-                        Some(sub.source.to_string()),
-                        Some(sub.track.to_string()),
+                        Some(source.participant.to_string()),
+                        Some(source.track.to_string()),
                         None,
                     );
-                    sub.state = SubscriptionState::Negotiating(mid);
+                    sub.state = SubscriptionState::Offered(mid);
                 }
-                SubscriptionState::Open(mid) if sub.removed => {
+                (SubscriptionState::Ending(mid), _) => {
                     api.stop_media(mid);
                     sub.state = SubscriptionState::Stopping(mid);
                 }
@@ -75,16 +79,13 @@ impl MediaCore {
             return;
         };
         p.pending_offer = Some(pending);
-        let message = ServerMessage::SubscribeOffer {
-            sdp: offer.to_sdp_string(),
+        let event = ParticipantEvent::SubscribeOffer {
+            offer,
             tracks: p.offered_tracks(),
         };
-        let Some(key) = p.subscribe_peer else {
-            return;
-        };
-        self.stats.subscribe_offers += 1;
-        self.signal(id, message);
-        self.mark_dirty(key);
+        self.telemetry.stats.subscribe_offers += 1;
+        self.notify(id, event);
+        self.scheduler.mark_dirty(key);
     }
 
     /// Applies an answer; on success the offered m-lines open (and video ones
@@ -96,23 +97,22 @@ impl MediaCore {
         answer: SdpAnswer,
     ) -> Result<(), AnswerError> {
         let p = self
+            .members
             .participants
             .get_mut(&id)
             .ok_or(AnswerError::NotJoined)?;
         let pending = p.pending_offer.take().ok_or(AnswerError::NoPendingOffer)?;
         let key = p.subscribe_peer.ok_or(AnswerError::NoPendingOffer)?;
-        let peer = self.peers.get_mut(&key).ok_or(AnswerError::NotJoined)?;
+        let peer = self.scheduler.get_mut(key).ok_or(AnswerError::NotJoined)?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
         let mut early_stun = Vec::new();
-        if result.is_ok() {
-            peer.awaiting_answer = false;
-            early_stun = std::mem::take(&mut peer.early_stun);
-        }
-        let mut opened: Vec<(ParticipantId, TrackId)> = Vec::new();
+        let mut opened: Vec<TrackRef> = Vec::new();
         match &result {
             Ok(()) => {
+                peer.awaiting_answer = false;
+                early_stun = std::mem::take(&mut peer.early_stun);
                 p.subscribe_negotiated = true;
-                let egress = &mut self.egress;
+                let egress = &mut self.telemetry.egress;
                 p.subscriptions.retain(|s| match s.state {
                     SubscriptionState::Stopping(mid) => {
                         egress.remove(&(key, mid)); // its stream is gone
@@ -121,12 +121,19 @@ impl MediaCore {
                     _ => true,
                 });
                 for sub in p.subscriptions.iter_mut() {
-                    if let SubscriptionState::Negotiating(mid) = sub.state {
-                        sub.state = SubscriptionState::Open(mid);
-                        sub.pts.clear();
-                        if sub.kind == MediaKind::Video {
-                            opened.push((sub.source, sub.track));
+                    let SubscriptionState::Offered(mid) = sub.state else {
+                        continue;
+                    };
+                    sub.down.renegotiated();
+                    match sub.source {
+                        Some(source) => {
+                            sub.state = SubscriptionState::Open(mid);
+                            if sub.kind == MediaKind::Video {
+                                opened.push(source);
+                            }
                         }
+                        // Its source left while the offer was out.
+                        None => sub.state = SubscriptionState::Ending(mid),
                     }
                 }
             }
@@ -134,22 +141,25 @@ impl MediaCore {
                 // str0m dropped the pending changes: offer them again later.
                 for sub in p.subscriptions.iter_mut() {
                     sub.state = match sub.state {
-                        SubscriptionState::Negotiating(_) => SubscriptionState::ToAdd,
-                        SubscriptionState::Stopping(mid) => SubscriptionState::Open(mid),
+                        SubscriptionState::Offered(_) => SubscriptionState::Pending,
+                        SubscriptionState::Stopping(mid) => SubscriptionState::Ending(mid),
                         other => other,
                     };
                 }
             }
         }
-        self.mark_dirty(key);
+        self.scheduler.mark_dirty(key);
         // Before the connection is up a keyframe would be lost and the
         // throttle would delay the one sent at `Connected`.
         let connected = self
+            .members
             .participants
             .get(&id)
             .is_some_and(|p| p.subscribe_connected);
         if connected {
-            self.request_keyframes_for(now, opened);
+            for source in opened {
+                self.request_keyframe(now, source);
+            }
         }
         if !early_stun.is_empty() {
             tracing::debug!(

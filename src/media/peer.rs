@@ -1,4 +1,6 @@
 //! One peer connection: a str0m `Rtc` plus what the core needs to drive it.
+//! The [`Scheduler`](super::scheduler::Scheduler) owns every peer and is
+//! the only code that feeds and drains one.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -7,7 +9,17 @@ use str0m::net::Transmit;
 use str0m::{Event, Input, Output, Rtc, RtcError};
 
 use super::ids::{ParticipantId, PeerKey};
-use cascade_protocol::PcKind;
+
+/// Which of a participant's peer connections this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerRole {
+    /// The client offers; carries the client's own tracks to the server
+    /// (the bundled client's publish connection, a WHIP session).
+    Publish,
+    /// Carries other participants' tracks to the client (the server offers
+    /// for the bundled client; a WHEP viewer offers itself).
+    Subscribe,
+}
 
 /// How many times in a row a peer may ask for an immediate timeout while being
 /// drained before we leave it for the next loop iteration.
@@ -17,12 +29,12 @@ const MAX_IMMEDIATE_TIMEOUTS: usize = 4;
 pub struct Peer {
     pub rtc: Rtc,
     pub owner: ParticipantId,
-    pub kind: PcKind,
-    /// The deadline currently queued in the core's heap for this peer (the
-    /// heap may also hold stale entries, recognised by not matching this).
-    pub scheduled: Option<Instant>,
-    /// Queued for a timeout + drain in the core's next flush.
-    pub dirty: bool,
+    pub role: PeerRole,
+    /// The deadline currently queued in the scheduler's heap for this peer
+    /// (the heap may also hold stale entries, recognised by not matching this).
+    pub(super) scheduled: Option<Instant>,
+    /// Queued for a timeout + drain at the next flush.
+    pub(super) dirty: bool,
     /// ICE and DTLS completed at least once.
     pub connected: bool,
     /// A server-offered connection whose first answer has not arrived: str0m
@@ -39,11 +51,11 @@ pub struct Peer {
 pub const MAX_EARLY_STUN: usize = 8;
 
 impl Peer {
-    pub fn new(rtc: Rtc, owner: ParticipantId, kind: PcKind) -> Self {
+    pub fn new(rtc: Rtc, owner: ParticipantId, role: PeerRole) -> Self {
         Peer {
             rtc,
             owner,
-            kind,
+            role,
             scheduled: None,
             dirty: false,
             connected: false,
@@ -56,7 +68,7 @@ impl Peer {
     ///
     /// Transmits go to `transmits`, events (tagged with `key`) to `events`.
     /// Returns the deadline str0m asks for next.
-    pub fn drain(
+    pub(super) fn drain(
         &mut self,
         key: PeerKey,
         now: Instant,

@@ -1,18 +1,17 @@
 //! Plain per-core counters: incremented on the packet path without locks or
 //! atomics, read by the worker and folded into the metrics registry
-//! (`crate::metrics`). Also the samples the core hands out for histograms and
-//! the read-only views of rooms used by the admin endpoint.
+//! (`crate::metrics`). Also the samples the core hands out for histograms.
 //!
 //! Nothing here knows about Prometheus: the core stays sans-IO and cheap.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use str0m::media::{MediaKind, Mid};
+use rustc_hash::FxHashMap;
+use str0m::media::{MediaKind, Mid, Rid};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
-use super::ids::PeerKey;
-use super::room::{Participant, ParticipantMode, SubscriptionState};
+use super::ids::{ParticipantId, PeerKey};
 
 /// Counters of one media core since it started.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -210,113 +209,73 @@ fn advance(seen: &mut u64, now: u64) -> u64 {
     delta
 }
 
-/// How many rooms, participants and tracks a core holds right now.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Occupancy {
-    pub rooms: usize,
-    pub participants: usize,
-    pub peers: usize,
-    /// Published tracks by kind (`[audio, video]`).
-    pub published_tracks: [usize; 2],
-    /// Subscriptions whose m-line is negotiated, by kind.
-    pub subscribed_tracks: [usize; 2],
-}
-
-/// A room as the admin endpoint shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoomView {
-    pub name: String,
-    pub participants: Vec<ParticipantView>,
-}
-
-/// A participant as the admin endpoint shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ParticipantView {
-    pub id: String,
-    pub name: String,
-    /// `full` (bundled client), `publish_only` (WHIP) or `viewer` (WHEP).
-    pub mode: &'static str,
-    /// Whether a connection of this participant has connected.
-    pub connected: bool,
-    pub published: Vec<PublishedView>,
-    pub subscribed: Vec<SubscribedView>,
-}
-
-/// A published track as the admin endpoint shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PublishedView {
-    pub id: String,
-    pub kind: &'static str,
-    /// The mid on the publisher's publish connection.
-    pub mid: String,
-    pub muted: bool,
-    pub subscribers: usize,
-}
-
-/// A subscription (an m-line of the subscribe connection).
-#[derive(Debug, Clone, Serialize)]
-pub struct SubscribedView {
-    pub participant_id: String,
-    pub track_id: String,
-    pub kind: &'static str,
-    pub mid: Option<String>,
-    /// `to_add`, `negotiating`, `open` or `stopping`.
-    pub state: &'static str,
-}
-
-impl From<&Participant> for ParticipantView {
-    fn from(p: &Participant) -> Self {
-        ParticipantView {
-            id: p.id.to_string(),
-            name: p.name.clone(),
-            mode: match p.mode {
-                ParticipantMode::Full => "full",
-                ParticipantMode::PublishOnly => "publish_only",
-                ParticipantMode::Viewer { .. } => "viewer",
-            },
-            connected: p.connected,
-            published: p
-                .published
-                .iter()
-                .map(|t| PublishedView {
-                    id: t.id.to_string(),
-                    kind: kind_str(t.kind),
-                    mid: t.mid.to_string(),
-                    muted: t.muted,
-                    subscribers: t.subscribers.len(),
-                })
-                .collect(),
-            subscribed: p
-                .subscriptions
-                .iter()
-                .filter(|s| !s.removed)
-                .map(|s| SubscribedView {
-                    participant_id: s.source.to_string(),
-                    track_id: s.track.to_string(),
-                    kind: kind_str(s.kind),
-                    mid: s.state.mid().map(|m| m.to_string()),
-                    state: match s.state {
-                        SubscriptionState::ToAdd => "to_add",
-                        SubscriptionState::Negotiating(_) => "negotiating",
-                        SubscriptionState::Open(_) => "open",
-                        SubscriptionState::Stopping(_) => "stopping",
-                    },
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The label of `kind` in metrics and views.
-pub fn kind_str(kind: MediaKind) -> &'static str {
-    match kind {
-        MediaKind::Audio => "audio",
-        MediaKind::Video => "video",
-    }
-}
-
 /// Identifies one send stream of a core: its peer connection and m-line.
 pub type StreamKey = (PeerKey, Mid);
+
+/// Histogram samples kept for the worker; older ones are dropped beyond this.
+const MAX_PENDING_SAMPLES: usize = 4096;
+
+/// What a core measures about itself: its counters, what str0m's cumulative
+/// stream statistics already contributed, and histogram samples waiting for
+/// the worker.
+#[derive(Default)]
+pub struct Telemetry {
+    pub stats: CoreStats,
+    /// Per subscriber send stream: what str0m's stats already reported.
+    pub egress: FxHashMap<StreamKey, EgressStream>,
+    /// Per publisher receive stream (and simulcast layer), likewise.
+    pub ingress: FxHashMap<(PeerKey, Mid, Option<Rid>), IngressStream>,
+    /// Participants that joined and have not been forwarded media yet.
+    pub awaiting_media: FxHashMap<ParticipantId, Instant>,
+    samples: VecDeque<Sample>,
+}
+
+impl Telemetry {
+    /// Counts one packet written to `subscriber`'s stream `stream`.
+    pub fn forwarded(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        stream: StreamKey,
+        kind: MediaKind,
+        payload_bytes: usize,
+    ) {
+        self.stats.count_rtp_forwarded(kind, payload_bytes);
+        match self.egress.get_mut(&stream) {
+            Some(s) => s.written += 1,
+            None => {
+                let mut s = EgressStream::new(kind);
+                s.written = 1;
+                self.egress.insert(stream, s);
+            }
+        }
+        if !self.awaiting_media.is_empty() {
+            if let Some(joined) = self.awaiting_media.remove(&subscriber) {
+                self.push_sample(Sample::JoinToFirstMedia(
+                    now.saturating_duration_since(joined),
+                ));
+            }
+        }
+    }
+
+    /// Forgets the streams of peers that are gone.
+    pub fn forget_peers(&mut self, peers: &[PeerKey]) {
+        self.egress.retain(|(k, _), _| !peers.contains(k));
+        self.ingress.retain(|(k, _, _), _| !peers.contains(k));
+    }
+
+    pub fn push_sample(&mut self, sample: Sample) {
+        if self.samples.len() >= MAX_PENDING_SAMPLES {
+            self.samples.pop_front();
+            self.stats.samples_dropped += 1;
+        }
+        self.samples.push_back(sample);
+    }
+
+    pub fn poll_sample(&mut self) -> Option<Sample> {
+        self.samples.pop_front()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,24 +1,22 @@
 //! WHEP viewers: client-offered m-lines ("slots") fed by one publisher track
-//! each, and ICE restarts for WHIP/WHEP sessions.
+//! each.
 //!
 //! A slot follows the viewer's chosen participant, or else the
 //! earliest-joined participant in the room publishing that kind. When its
-//! source goes away it detaches and picks the next one; sequence numbers and
-//! timestamps continue (see `forward`), and the new source is asked for a
-//! keyframe.
+//! source goes away it loses it and picks the next one; sequence numbers and
+//! timestamps continue (the slot's `DownTrack` rebases), and the new source
+//! is asked for a keyframe.
 
 use str0m::media::{MediaKind, Mid};
-use str0m::IceCreds;
 
-use super::core::{CandidateError, MediaCore};
-use super::ids::{ParticipantId, TrackId};
-use super::room::{ParticipantMode, Subscription};
-use cascade_protocol::PcKind;
+use super::core::MediaCore;
+use super::ids::ParticipantId;
+use super::membership::{ParticipantMode, Subscription, SubscriptionState, TrackRef};
 
 impl MediaCore {
     /// A viewer's subscribe connection gained an m-line to receive on.
     pub(super) fn add_slot(&mut self, owner: ParticipantId, mid: Mid, kind: MediaKind) {
-        let Some(p) = self.participants.get_mut(&owner) else {
+        let Some(p) = self.members.participants.get_mut(&owner) else {
             return;
         };
         if !matches!(p.mode, ParticipantMode::Viewer { .. }) {
@@ -28,9 +26,9 @@ impl MediaCore {
         self.assign_slots(owner);
     }
 
-    /// Gives every detached slot of `viewer` a source, if the room has one.
+    /// Gives every slot of `viewer` without a source one, if the room has one.
     pub(super) fn assign_slots(&mut self, viewer: ParticipantId) {
-        let Some(v) = self.participants.get(&viewer) else {
+        let Some(v) = self.members.participants.get(&viewer) else {
             return;
         };
         let ParticipantMode::Viewer { follow } = v.mode else {
@@ -40,7 +38,7 @@ impl MediaCore {
             .subscriptions
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.slot && s.detached)
+            .filter(|(_, s)| matches!(s.state, SubscriptionState::Slot(_)) && s.source.is_none())
             .map(|(i, s)| (i, s.kind))
             .collect();
         if wanted.is_empty() {
@@ -48,62 +46,38 @@ impl MediaCore {
         }
         let candidates: Vec<ParticipantId> = match follow {
             Some(f) => vec![f],
-            None => self.room_members_except(&v.room, viewer),
+            None => self.members.members_except(&v.room, viewer),
         };
         for (index, kind) in wanted {
-            let Some((source, track)) = self.first_track_of(&candidates, kind) else {
+            let Some(source) = self.first_track_of(&candidates, kind) else {
                 continue;
             };
-            if let Some(t) = self
-                .participants
-                .get_mut(&source)
-                .and_then(|p| p.track_mut(track))
-            {
+            if let Some(t) = self.members.track_mut(source) {
                 t.subscribers.push(viewer);
                 t.keyframes.want();
             }
             if let Some(sub) = self
+                .members
                 .participants
                 .get_mut(&viewer)
                 .and_then(|v| v.subscriptions.get_mut(index))
             {
-                sub.source = source;
-                sub.track = track;
-                sub.detached = false;
-                sub.pts.clear();
-                tracing::debug!(%viewer, %source, %track, "whep slot attached");
+                sub.source = Some(source);
+                sub.down.renegotiated();
+                tracing::debug!(%viewer, source = %source.participant, track = %source.track, "whep slot attached");
             }
         }
     }
 
     /// The first track of `kind` published by any of `candidates`, in order.
-    fn first_track_of(
-        &self,
-        candidates: &[ParticipantId],
-        kind: MediaKind,
-    ) -> Option<(ParticipantId, TrackId)> {
+    fn first_track_of(&self, candidates: &[ParticipantId], kind: MediaKind) -> Option<TrackRef> {
         candidates.iter().find_map(|c| {
-            let p = self.participants.get(c)?;
+            let p = self.members.participants.get(c)?;
             let t = p.published.iter().find(|t| t.kind == kind)?;
-            Some((*c, t.id))
+            Some(TrackRef {
+                participant: *c,
+                track: t.id,
+            })
         })
-    }
-
-    /// ICE restart requested by a WHIP/WHEP client: adopt its new remote
-    /// credentials and return fresh local ones for the answer fragment.
-    pub fn restart_ice(
-        &mut self,
-        id: ParticipantId,
-        pc: PcKind,
-        remote: IceCreds,
-    ) -> Result<IceCreds, CandidateError> {
-        let (key, peer) = self.connection_mut(id, pc)?;
-        let local = IceCreds::new();
-        let mut api = peer.rtc.direct_api();
-        api.set_local_ice_credentials(local.clone());
-        api.set_remote_ice_credentials(remote);
-        self.register_ufrag(local.ufrag.clone(), key);
-        self.mark_dirty(key);
-        Ok(local)
     }
 }

@@ -19,12 +19,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::future::join_all;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
 use super::AppState;
-use crate::media::stats::RoomView;
+use crate::media::views::RoomView;
 use crate::metrics::CONTENT_TYPE;
-use crate::worker::{Command, WorkerHandle, WorkerSnapshot};
+use crate::worker::WorkerSnapshot;
 
 /// How long a worker may take to answer before it counts as not ready.
 const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -81,7 +80,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             ready: s.is_some(),
             rooms: s.as_ref().map(|s| s.rooms),
             participants: s.as_ref().map(|s| s.participants),
-            queue_depth: queue_depth(w),
+            queue_depth: state.worker(w.index).queue_depth(),
         })
         .collect();
     let ready = !workers.is_empty() && workers.iter().all(|w| w.ready);
@@ -110,13 +109,9 @@ struct RoomList {
 
 /// `GET /admin/rooms`: every room with its participants and tracks.
 async fn rooms(State(state): State<AppState>) -> Response {
-    let answers = join_all(
-        state
-            .workers
-            .iter()
-            .map(|w| ask(w, |reply| Command::Rooms { reply })),
-    )
-    .await;
+    let answers =
+        join_all((0..state.workers.len()).map(|i| state.worker(i).rooms(WORKER_REPLY_TIMEOUT)))
+            .await;
     let mut list = RoomList {
         rooms: Vec::new(),
         unavailable_workers: Vec::new(),
@@ -137,35 +132,12 @@ async fn rooms(State(state): State<AppState>) -> Response {
 /// Asks every worker for a snapshot (which folds its metrics) and records
 /// which ones answered.
 async fn snapshot_all(state: &AppState) -> Vec<Option<WorkerSnapshot>> {
-    let snapshots = join_all(
-        state
-            .workers
-            .iter()
-            .map(|w| ask(w, |reply| Command::Snapshot { reply })),
-    )
-    .await;
-    for (w, s) in state.workers.iter().zip(&snapshots) {
-        state
-            .metrics
-            .set_worker_state(w.index, s.is_some(), queue_depth(w));
+    let snapshots =
+        join_all((0..state.workers.len()).map(|i| state.worker(i).snapshot(WORKER_REPLY_TIMEOUT)))
+            .await;
+    for (i, s) in snapshots.iter().enumerate() {
+        let depth = state.worker(i).queue_depth();
+        state.metrics.set_worker_state(i, s.is_some(), depth);
     }
     snapshots
-}
-
-/// Sends a command to `worker` and waits for the reply; `None` when the
-/// queue is full, the worker is gone or it did not answer in time.
-async fn ask<T>(
-    worker: &WorkerHandle,
-    command: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Option<T> {
-    let (reply, response) = oneshot::channel();
-    worker.commands.try_send(command(reply)).ok()?;
-    tokio::time::timeout(WORKER_REPLY_TIMEOUT, response)
-        .await
-        .ok()?
-        .ok()
-}
-
-fn queue_depth(worker: &WorkerHandle) -> usize {
-    worker.commands.max_capacity() - worker.commands.capacity()
 }

@@ -1,16 +1,23 @@
-//! The control plane's HTTP side: the bundled client, WebSocket signaling and
-//! health endpoints, built with axum.
+//! The control plane's HTTP side: the bundled client, WebSocket signaling,
+//! WHIP/WHEP and health endpoints, built with axum.
 //!
-//! Handlers never touch media state directly: they send [`Command`]s to the
-//! worker that hosts the room and await the reply. Building a str0m `Rtc`
-//! (key generation, ~1 ms) happens here on a blocking thread, not on a worker.
+//! Every client kind reads the same: validate the request once into the
+//! core's types (`RoomName`, `DisplayName`, SDP), route the room through the
+//! [`Directory`], talk to its worker through one [`WorkerClient`], and turn
+//! the core's domain events into that client's protocol (`protocol` for the
+//! WebSocket, `whip` for HTTP). Handlers never touch media state directly.
 //!
-//! [`Command`]: crate::worker::Command
+//! - `session`, `ws`: the bundled client's WebSocket protocol;
+//! - `whip`: WHIP/WHEP, with its layers (counting, CORS, bearer token);
+//! - [`admin`]: metrics, readiness, room listing;
+//! - [`worker_client`]: commands to a worker and its one error type;
+//! - [`protocol`]: domain events to `cascade_protocol` messages.
 
 pub mod admin;
-mod directory;
+pub mod protocol;
 mod session;
 mod whip;
+pub mod worker_client;
 mod ws;
 
 use std::sync::Arc;
@@ -18,14 +25,14 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use axum::Router;
 
-pub use directory::Directory;
 pub use whip::HttpSessions;
+pub use worker_client::{WorkerClient, WorkerError};
 
 use crate::metrics::Metrics;
-use crate::worker::WorkerHandle;
+use crate::worker::{Directory, WorkerHandle};
 
 /// State shared by all handlers.
 #[derive(Clone)]
@@ -42,6 +49,13 @@ pub struct AppState {
     pub ice_servers: Arc<[String]>,
 }
 
+impl AppState {
+    /// The client for worker `index` (an index the directory handed out).
+    pub fn worker(&self, index: usize) -> WorkerClient<'_> {
+        WorkerClient::new(&self.workers[index])
+    }
+}
+
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -51,24 +65,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(admin::readyz))
-        .route("/whip/{room}", post(whip::whip_post).options(whip::options))
-        .route("/whep/{room}", post(whip::whep_post).options(whip::options))
-        .route(
-            "/whep/{room}/{participant}",
-            post(whip::whep_post_follow).options(whip::options),
-        )
-        .route(
-            "/whip/session/{id}",
-            patch(whip::whip_patch)
-                .delete(whip::whip_delete)
-                .options(whip::options),
-        )
-        .route(
-            "/whep/session/{id}",
-            patch(whip::whep_patch)
-                .delete(whip::whep_delete)
-                .options(whip::options),
-        )
+        .merge(whip::routes(state.clone()))
         .layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES))
         .with_state(state)
 }

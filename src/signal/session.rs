@@ -3,22 +3,23 @@
 //! Transport-agnostic: the WebSocket layer hands in text and sends out what
 //! comes back, so the rules here read top to bottom in protocol order.
 
-use std::time::Instant;
-
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::{Candidate, Rtc};
-use tokio::sync::{mpsc, oneshot};
+use str0m::Candidate;
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use cascade_protocol::{
+    ClientMessage, ErrorCode, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
+};
+
+use super::protocol::{peer_role, server_message};
+use super::worker_client::WorkerError;
 use super::{one_line, AppState};
 use crate::media::{
-    self, AnswerError, CandidateError, MuteError, OfferError, ParticipantId, ParticipantMode,
+    AnswerError, CandidateError, DisplayName, JoinError, JoinRequest, MuteError, OfferError,
+    ParticipantEvent, ParticipantId, ParticipantMode, RoomName,
 };
 use crate::metrics::{SessionGuard, SessionKind};
-use crate::worker::Command;
-use cascade_protocol::{
-    ClientMessage, ErrorCode, PcKind, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
-};
 
 /// How many server messages may wait for a slow client before it is dropped.
 const OUTBOX_CAPACITY: usize = 256;
@@ -42,10 +43,9 @@ pub struct Session {
 
 struct Joined {
     id: ParticipantId,
-    room: String,
     worker: usize,
-    /// Messages the worker sends this participant.
-    inbox: mpsc::Receiver<ServerMessage>,
+    /// Events the worker sends this participant.
+    inbox: mpsc::Receiver<ParticipantEvent>,
     /// The worker holds our publish connection (first offer accepted).
     publishing: bool,
 }
@@ -101,18 +101,20 @@ impl Session {
     /// The next message the worker has for this participant. Pending forever
     /// before `join`; `None` once the worker has removed the participant.
     pub async fn next_server_message(&mut self) -> Option<ServerMessage> {
-        match &mut self.joined {
-            Some(joined) => joined.inbox.recv().await,
-            None => std::future::pending().await,
+        let Some(joined) = &mut self.joined else {
+            return std::future::pending().await;
+        };
+        loop {
+            if let Some(message) = server_message(joined.inbox.recv().await?) {
+                return Some(message);
+            }
         }
     }
 
     /// Leaves the room (if joined). Called once the connection is over.
     pub async fn end(&mut self) {
         if let Some(joined) = self.joined.take() {
-            let worker = &self.state.workers[joined.worker];
-            let _ = worker.commands.send(Command::Leave { id: joined.id }).await;
-            self.state.directory.release(&joined.room);
+            self.state.worker(joined.worker).leave(joined.id).await;
             tracing::info!(parent: &self.span, "participant left");
         }
     }
@@ -127,70 +129,42 @@ impl Session {
                 format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
             ));
         }
-        if crate::media::RoomName::parse(&room).is_err() {
-            return Err(error(
-                ErrorCode::InvalidRoom,
-                "room names are 1-64 characters of A-Z a-z 0-9 _ - .",
-            ));
-        }
-        if crate::media::DisplayName::parse(&name).is_err() {
-            return Err(error(
-                ErrorCode::InvalidName,
-                "display names are 1-64 characters without control characters",
-            ));
-        }
-        let worker = self.state.directory.acquire(&room);
-        let result = self.join_on_worker(worker, &room, &name).await;
-        match result {
-            Ok(joined) => {
-                self.span = tracing::info_span!("participant", %room, participant = %joined.id);
-                tracing::info!(parent: &self.span, %name, worker, "participant joined");
-                self.joined = Some(joined);
-                Ok(None) // `joined` arrives through the inbox
-            }
-            Err(e) => {
-                self.state.directory.release(&room);
-                Err(e)
-            }
-        }
-    }
-
-    async fn join_on_worker(
-        &self,
-        worker: usize,
-        room: &str,
-        name: &str,
-    ) -> Result<Joined, ServerMessage> {
-        let rtc = build_rtc().await?;
+        let room =
+            RoomName::parse(&room).map_err(|e| error(ErrorCode::InvalidRoom, e.to_string()))?;
+        let name =
+            DisplayName::parse(&name).map_err(|e| error(ErrorCode::InvalidName, e.to_string()))?;
+        let lease = self.state.directory.lease(&room);
+        let worker = lease.worker();
         let id = ParticipantId::random();
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
-        let (room_owned, name_owned) = (room.to_string(), name.to_string());
-        let result = self
-            .request(worker, |reply| Command::Join {
-                id,
-                room: room_owned,
-                name: name_owned,
-                mode: ParticipantMode::Full,
-                rtc: Some(rtc),
-                outbox,
-                reply,
-            })
-            .await?;
-        result.map_err(|e| error(ErrorCode::Fatal, e.to_string()))?;
-        Ok(Joined {
+        let request = JoinRequest {
             id,
-            room: room.to_string(),
+            room: room.clone(),
+            name: name.clone(),
+            mode: ParticipantMode::Full,
+        };
+        self.state
+            .worker(worker)
+            .join(request, outbox, lease)
+            .await
+            .map_err(worker_error)?;
+        self.span = tracing::info_span!("participant", %room, participant = %id);
+        tracing::info!(parent: &self.span, %name, worker, "participant joined");
+        self.joined = Some(Joined {
+            id,
             worker,
             inbox,
             publishing: false,
-        })
+        });
+        Ok(None) // `joined` arrives through the inbox
     }
 
     async fn handle_joined(&mut self, message: ClientMessage) -> Reply {
         let Some(joined) = &self.joined else {
             return Err(error(ErrorCode::NotJoined, "send join first"));
         };
-        let (id, worker, publishing) = (joined.id, joined.worker, joined.publishing);
+        let (id, publishing) = (joined.id, joined.publishing);
+        let worker = self.state.worker(joined.worker);
         match message {
             ClientMessage::PublishOffer { sdp } => {
                 let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| {
@@ -199,21 +173,10 @@ impl Session {
                         format!("cannot parse offer: {}", one_line(&e)),
                     )
                 })?;
-                let rtc = if publishing {
-                    None
-                } else {
-                    Some(build_rtc().await?)
-                };
-                let answer = self
-                    .request(worker, |reply| Command::ClientOffer {
-                        id,
-                        pc: PcKind::Publish,
-                        rtc,
-                        offer,
-                        reply,
-                    })
-                    .await?
-                    .map_err(offer_error)?;
+                let answer = worker
+                    .publish_offer(id, offer, !publishing)
+                    .await
+                    .map_err(worker_error)?;
                 if let Some(joined) = &mut self.joined {
                     joined.publishing = true;
                 }
@@ -228,13 +191,10 @@ impl Session {
                         format!("cannot parse answer: {}", one_line(&e)),
                     )
                 })?;
-                self.request(worker, |reply| Command::SubscribeAnswer {
-                    id,
-                    answer,
-                    reply,
-                })
-                .await?
-                .map_err(answer_error)?;
+                worker
+                    .subscribe_answer(id, answer)
+                    .await
+                    .map_err(worker_error)?;
                 Ok(None)
             }
             ClientMessage::Candidate { pc, candidate } => {
@@ -242,54 +202,21 @@ impl Session {
                     return Ok(None); // end of candidates: nothing to do for ICE-lite
                 }
                 let candidate = parse_candidate(&candidate)?;
-                self.request(worker, |reply| Command::Candidate {
-                    id,
-                    pc,
-                    candidate,
-                    reply,
-                })
-                .await?
-                .map_err(candidate_error(pc))?;
+                worker
+                    .add_candidate(id, peer_role(pc), candidate)
+                    .await
+                    .map_err(worker_error)?;
                 Ok(None)
             }
             ClientMessage::Mute { mid, muted } => {
-                self.request(worker, |reply| Command::Mute {
-                    id,
-                    mid,
-                    muted,
-                    reply,
-                })
-                .await?
-                .map_err(mute_error)?;
+                worker
+                    .set_muted(id, mid, muted)
+                    .await
+                    .map_err(worker_error)?;
                 Ok(None)
             }
             ClientMessage::Join { .. } | ClientMessage::Leave | ClientMessage::Ping => Ok(None),
         }
-    }
-
-    /// Sends a command to `worker` and waits for its reply. A full queue is
-    /// reported as `server_busy` instead of waiting behind a flood.
-    async fn request<T>(
-        &self,
-        worker: usize,
-        command: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, ServerMessage> {
-        let (reply, response) = oneshot::channel();
-        let handle = &self.state.workers[worker];
-        handle
-            .commands
-            .try_send(command(reply))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    error(ErrorCode::ServerBusy, "the media worker is busy; try again")
-                }
-                mpsc::error::TrySendError::Closed(_) => {
-                    error(ErrorCode::Fatal, "the media worker is not running")
-                }
-            })?;
-        response
-            .await
-            .map_err(|_| error(ErrorCode::Fatal, "the media worker is not running"))
     }
 }
 
@@ -345,46 +272,63 @@ fn parse_candidate(line: &str) -> Result<Candidate, ServerMessage> {
     })
 }
 
-async fn build_rtc() -> Result<Box<Rtc>, ServerMessage> {
-    tokio::task::spawn_blocking(|| Box::new(media::server_rtc(Instant::now())))
-        .await
-        .map_err(|_| error(ErrorCode::Fatal, "could not create a peer connection"))
+/// The protocol error code of a core error.
+trait ErrorCodeOf: std::fmt::Display {
+    fn code(&self) -> ErrorCode;
 }
 
-fn offer_error(e: OfferError) -> ServerMessage {
-    let code = match e {
-        OfferError::NotJoined => ErrorCode::NotJoined,
-        OfferError::InvalidSdp(_) => ErrorCode::InvalidSdp,
-        OfferError::NoPublishConnection | OfferError::WrongConnection | OfferError::Setup(_) => {
-            ErrorCode::Fatal
-        }
-    };
-    error(code, e.to_string())
-}
-
-fn answer_error(e: AnswerError) -> ServerMessage {
-    let code = match e {
-        AnswerError::NotJoined => ErrorCode::NotJoined,
-        AnswerError::NoPendingOffer => ErrorCode::NoPendingOffer,
-        AnswerError::InvalidSdp(_) => ErrorCode::InvalidSdp,
-    };
-    error(code, e.to_string())
-}
-
-fn candidate_error(pc: PcKind) -> impl Fn(CandidateError) -> ServerMessage {
-    move |e| match e {
-        CandidateError::NotJoined => error(ErrorCode::NotJoined, e.to_string()),
-        CandidateError::NoSuchConnection => error(
-            ErrorCode::InvalidCandidate,
-            format!("the {pc:?} connection has not been negotiated yet").to_lowercase(),
-        ),
+impl ErrorCodeOf for JoinError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Fatal
     }
 }
 
-fn mute_error(e: MuteError) -> ServerMessage {
-    let code = match e {
-        MuteError::NotJoined => ErrorCode::NotJoined,
-        MuteError::UnknownTrack(_) => ErrorCode::UnknownTrack,
+impl ErrorCodeOf for OfferError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            OfferError::NotJoined => ErrorCode::NotJoined,
+            OfferError::InvalidSdp(_) => ErrorCode::InvalidSdp,
+            OfferError::NoPublishConnection
+            | OfferError::WrongConnection
+            | OfferError::Setup(_) => ErrorCode::Fatal,
+        }
+    }
+}
+
+impl ErrorCodeOf for AnswerError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AnswerError::NotJoined => ErrorCode::NotJoined,
+            AnswerError::NoPendingOffer => ErrorCode::NoPendingOffer,
+            AnswerError::InvalidSdp(_) => ErrorCode::InvalidSdp,
+        }
+    }
+}
+
+impl ErrorCodeOf for CandidateError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            CandidateError::NotJoined => ErrorCode::NotJoined,
+            CandidateError::NoSuchConnection => ErrorCode::InvalidCandidate,
+        }
+    }
+}
+
+impl ErrorCodeOf for MuteError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            MuteError::NotJoined => ErrorCode::NotJoined,
+            MuteError::UnknownTrack(_) => ErrorCode::UnknownTrack,
+        }
+    }
+}
+
+/// The error message a client gets when a worker request fails.
+fn worker_error<E: ErrorCodeOf>(e: WorkerError<E>) -> ServerMessage {
+    let code = match &e {
+        WorkerError::Busy => ErrorCode::ServerBusy,
+        WorkerError::Stopped | WorkerError::NoConnection => ErrorCode::Fatal,
+        WorkerError::Rejected(e) => e.code(),
     };
     error(code, e.to_string())
 }

@@ -1,35 +1,49 @@
 //! Messages from the control plane to a media worker.
+//!
+//! The control plane sends them through `crate::signal::WorkerClient`, which
+//! owns the reply channels and turns a full queue or a stopped worker into
+//! one error type.
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::media::stats::RoomView;
+use super::directory::RoomLease;
+use crate::media::views::RoomView;
 use crate::media::{
-    AnswerError, CandidateError, CoreStats, JoinError, MuteError, OfferError, ParticipantId,
-    ParticipantMode,
+    AnswerError, CandidateError, JoinError, JoinRequest, MuteError, OfferError, ParticipantEvent,
+    ParticipantId, PeerRole,
 };
-use cascade_protocol::{PcKind, ServerMessage};
+
+/// Where a participant's events go. Dropped by the worker after the
+/// participant's last event (`Removed`).
+pub type Outbox = mpsc::Sender<ParticipantEvent>;
 
 /// A request to a worker. Replies travel on the embedded oneshot; a dropped
 /// reply sender means the worker is gone.
 pub enum Command {
-    /// Join a room. A bundled-client participant (`ParticipantMode::Full`)
-    /// brings its subscribe connection, built off the worker thread.
+    /// A bundled client joins with its subscribe connection (built off the
+    /// worker thread), on which the server offers.
     Join {
-        id: ParticipantId,
-        room: String,
-        name: String,
-        mode: ParticipantMode,
-        rtc: Option<Box<Rtc>>,
-        outbox: mpsc::Sender<ServerMessage>,
+        request: JoinRequest,
+        rtc: Box<Rtc>,
+        outbox: Outbox,
+        lease: RoomLease,
         reply: oneshot::Sender<Result<(), JoinError>>,
     },
-    /// Apply a client offer on connection `pc`; `rtc` is needed until the
-    /// first one succeeded.
-    ClientOffer {
+    /// A WHIP publisher or WHEP viewer joins with its offer, in one step.
+    JoinWithOffer {
+        request: JoinRequest,
+        rtc: Box<Rtc>,
+        offer: SdpOffer,
+        outbox: Outbox,
+        lease: RoomLease,
+        reply: oneshot::Sender<Result<SdpAnswer, JoinError>>,
+    },
+    /// Apply a bundled client's offer on its publish connection; `rtc` is
+    /// needed until the first one succeeded.
+    PublishOffer {
         id: ParticipantId,
-        pc: PcKind,
         rtc: Option<Box<Rtc>>,
         offer: SdpOffer,
         reply: oneshot::Sender<Result<SdpAnswer, OfferError>>,
@@ -41,14 +55,14 @@ pub enum Command {
     },
     Candidate {
         id: ParticipantId,
-        pc: PcKind,
+        role: PeerRole,
         candidate: Candidate,
         reply: oneshot::Sender<Result<(), CandidateError>>,
     },
     /// ICE restart with the client's new credentials; replies with ours.
     RestartIce {
         id: ParticipantId,
-        pc: PcKind,
+        role: PeerRole,
         remote: IceCreds,
         reply: oneshot::Sender<Result<IceCreds, CandidateError>>,
     },
@@ -80,7 +94,4 @@ pub struct WorkerSnapshot {
     pub index: usize,
     pub rooms: usize,
     pub participants: usize,
-    pub peers: usize,
-    pub stats: CoreStats,
-    pub send_errors: u64,
 }

@@ -4,7 +4,8 @@
 //! owns one UDP socket and one core outright (no locks on the packet path).
 //! It is the only place that reads the clock for media. The control plane
 //! talks to it with [`Command`]s over a channel and gets replies on oneshots;
-//! signaling output for a participant goes to that participant's outbox.
+//! the core's events for a participant go to that participant's [`Outbox`],
+//! its room events to the [`Directory`].
 //!
 //! Loop: wait for a datagram, a command or the core's next deadline; when
 //! the socket is readable, read up to [`RECV_BATCH`] datagrams in one call,
@@ -16,6 +17,7 @@
 //! holding a batch's first packets back for all the work of its last.
 
 mod command;
+mod directory;
 pub mod udp;
 
 use std::collections::HashMap;
@@ -29,12 +31,14 @@ use str0m::net::Transmit;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-pub use command::{Command, WorkerSnapshot};
+pub use command::{Command, Outbox, WorkerSnapshot};
+pub use directory::{Directory, RoomLease};
 use udp::{RecvBatch, SendBatch};
 
-use crate::media::{CoreConfig, CoreStats, LeaveReason, MediaCore, ParticipantId, SignalOut};
+use crate::media::{
+    CoreConfig, CoreEvent, LeaveReason, MediaCore, ParticipantEvent, ParticipantId,
+};
 use crate::metrics::{Metrics, WorkerIo, WorkerMetrics};
-use cascade_protocol::{ErrorCode, ServerMessage};
 
 /// How many datagrams are read in one call.
 pub const RECV_BATCH: usize = 64;
@@ -91,6 +95,7 @@ pub fn spawn(
     public_ip: std::net::IpAddr,
     mut core_config: impl FnMut(SocketAddr) -> CoreConfig,
     metrics: &Arc<Metrics>,
+    directory: &Arc<Directory>,
 ) -> Result<(WorkerHandle, JoinHandle<()>), WorkerStartError> {
     let socket = bind_media_socket(bind_addr)?;
     let local = socket
@@ -103,9 +108,10 @@ pub fn spawn(
     let config = core_config(candidate_addr);
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let metrics = metrics.worker(index);
+    let directory = directory.clone();
     let thread = std::thread::Builder::new()
         .name(format!("cascade-media-{index}"))
-        .spawn(move || run(index, socket, config, rx, metrics))
+        .spawn(move || run(index, socket, config, rx, metrics, directory))
         .map_err(WorkerStartError::Thread)?;
     tracing::info!(worker = index, %local, %candidate_addr, "media worker started");
     Ok((
@@ -138,6 +144,7 @@ fn run(
     config: CoreConfig,
     commands: mpsc::Receiver<Command>,
     metrics: WorkerMetrics,
+    directory: Arc<Directory>,
 ) {
     // Every log line of this thread (the core's included) names the worker.
     let _span = tracing::info_span!("worker", worker = index).entered();
@@ -172,6 +179,7 @@ fn run(
             outgoing: Vec::new(),
             received_at: Vec::with_capacity(RECV_BATCH),
             outboxes: HashMap::new(),
+            directory,
             metrics,
             io: WorkerIo::default(),
             next_fold: Instant::now() + METRICS_FOLD_INTERVAL,
@@ -193,7 +201,8 @@ struct Worker {
     outgoing: Vec<Transmit>,
     /// Kernel receive times of the datagrams of the current batch.
     received_at: Vec<SystemTime>,
-    outboxes: HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    outboxes: HashMap<ParticipantId, Outbox>,
+    directory: Arc<Directory>,
     metrics: WorkerMetrics,
     /// Plain counters of this loop, folded into `metrics` with the core's.
     io: WorkerIo,
@@ -234,12 +243,12 @@ impl Worker {
             }
             self.send_transmits().await;
             self.observe_forward_delays();
-            self.dispatch_signals();
+            self.dispatch_events();
             self.account(woke);
         }
         self.core.close_all(Instant::now());
         self.send_transmits().await;
-        self.dispatch_signals();
+        self.dispatch_events();
     }
 
     /// Feeds datagrams to the core and flushes it: the rest of the current
@@ -305,39 +314,23 @@ impl Worker {
         }
     }
 
-    /// Delivers signaling output to participants' outboxes. A participant
-    /// whose outbox is full is not keeping up and is removed; one whose
-    /// session already ended (outbox closed) is removed as having left, so
-    /// the leave metrics do not count it as a slow consumer.
-    fn dispatch_signals(&mut self) {
+    /// Delivers the core's events: a participant's to its outbox, a room's
+    /// to the directory. A participant whose outbox is full is not keeping
+    /// up and is removed; one whose session already ended (outbox closed) is
+    /// removed as having left, so the leave metrics do not count it as a
+    /// slow consumer.
+    fn dispatch_events(&mut self) {
         loop {
             let mut gone = Vec::new();
-            while let Some(out) = self.core.poll_signal() {
-                match out {
-                    SignalOut::Message(to, message) => {
-                        if let Some(outbox) = self.outboxes.get(&to) {
-                            match outbox.try_send(message) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    gone.push((to, LeaveReason::SlowConsumer));
-                                }
-                                // The session ended; its `Leave` is on the way.
-                                Err(mpsc::error::TrySendError::Closed(_)) => {
-                                    gone.push((to, LeaveReason::Left));
-                                }
-                            }
+            while let Some(event) = self.core.poll_event() {
+                match event {
+                    CoreEvent::Participant(to, event) => {
+                        if let Some(reason) = self.deliver(to, event) {
+                            gone.push((to, reason));
                         }
                     }
-                    SignalOut::Removed(id, reason) => {
-                        if let Some(outbox) = self.outboxes.remove(&id) {
-                            if reason != LeaveReason::Left {
-                                let _ = outbox.try_send(ServerMessage::error(
-                                    ErrorCode::Fatal,
-                                    format!("removed from the room: {}", reason.as_str()),
-                                ));
-                            }
-                        }
-                    }
+                    CoreEvent::RoomOpened(room) => self.directory.room_opened(&room, self.index),
+                    CoreEvent::RoomClosed(room) => self.directory.room_closed(&room, self.index),
                 }
             }
             if gone.is_empty() {
@@ -349,59 +342,82 @@ impl Worker {
         }
     }
 
+    /// Puts `event` in `to`'s outbox; returns why `to` must go if it cannot.
+    fn deliver(&mut self, to: ParticipantId, event: ParticipantEvent) -> Option<LeaveReason> {
+        if matches!(event, ParticipantEvent::Removed(_)) {
+            // The last event: dropping the outbox ends the session's stream.
+            if let Some(outbox) = self.outboxes.remove(&to) {
+                let _ = outbox.try_send(event);
+            }
+            return None;
+        }
+        let outbox = self.outboxes.get(&to)?;
+        match outbox.try_send(event) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(_)) => Some(LeaveReason::SlowConsumer),
+            // The session ended; its `Leave` is on the way.
+            Err(mpsc::error::TrySendError::Closed(_)) => Some(LeaveReason::Left),
+        }
+    }
+
     /// Runs one command; returns false when the worker should stop.
     fn handle_command(&mut self, command: Command) -> bool {
         let now = Instant::now();
         match command {
             Command::Join {
-                id,
-                room,
-                name,
-                mode,
+                request,
                 rtc,
                 outbox,
+                lease,
                 reply,
             } => {
-                // Register the outbox first: join queues `joined` for it.
+                let id = request.id;
+                // Register the outbox first: joining queues `Joined` for it.
                 self.outboxes.insert(id, outbox);
-                let result = self
-                    .core
-                    .join_as(now, id, &room, &name, mode, rtc.map(|b| *b));
-                if result.is_err() {
-                    self.outboxes.remove(&id);
-                }
+                let result = self.core.join(now, request, *rtc);
+                self.after_join(id, result.is_ok(), lease);
                 let _ = reply.send(result);
             }
-            Command::ClientOffer {
+            Command::JoinWithOffer {
+                request,
+                rtc,
+                offer,
+                outbox,
+                lease,
+                reply,
+            } => {
+                let id = request.id;
+                self.outboxes.insert(id, outbox);
+                let result = self.core.join_with_offer(now, request, *rtc, offer);
+                self.after_join(id, result.is_ok(), lease);
+                let _ = reply.send(result);
+            }
+            Command::PublishOffer {
                 id,
-                pc,
                 rtc,
                 offer,
                 reply,
             } => {
-                let result = self.core.client_offer(now, id, pc, rtc.map(|b| *b), offer);
-                let _ = reply.send(result);
+                let _ = reply.send(self.core.publish_offer(now, id, rtc.map(|b| *b), offer));
             }
             Command::RestartIce {
                 id,
-                pc,
+                role,
                 remote,
                 reply,
             } => {
-                let result = self.core.restart_ice(id, pc, remote);
-                self.core.flush(now);
-                let _ = reply.send(result);
+                let _ = reply.send(self.core.restart_ice(now, id, role, remote));
             }
             Command::SubscribeAnswer { id, answer, reply } => {
                 let _ = reply.send(self.core.subscribe_answer(now, id, answer));
             }
             Command::Candidate {
                 id,
-                pc,
+                role,
                 candidate,
                 reply,
             } => {
-                let _ = reply.send(self.core.add_remote_candidate(now, id, pc, candidate));
+                let _ = reply.send(self.core.add_remote_candidate(now, id, role, candidate));
             }
             Command::Mute {
                 id,
@@ -409,7 +425,7 @@ impl Worker {
                 muted,
                 reply,
             } => {
-                let _ = reply.send(self.core.set_muted(id, &mid, muted));
+                let _ = reply.send(self.core.set_muted(now, id, &mid, muted));
             }
             Command::Leave { id } => self.core.leave(now, id, LeaveReason::Left),
             Command::Snapshot { reply } => {
@@ -424,14 +440,22 @@ impl Worker {
         true
     }
 
+    /// Settles a join: a failed one leaves no outbox, and the directory hears
+    /// of the room (opened by the join, or never opened) before the lease
+    /// goes, so a placement is never freed under a room that exists.
+    fn after_join(&mut self, id: ParticipantId, joined: bool, lease: RoomLease) {
+        if !joined {
+            self.outboxes.remove(&id);
+        }
+        self.dispatch_events();
+        drop(lease);
+    }
+
     fn snapshot(&self) -> WorkerSnapshot {
         WorkerSnapshot {
             index: self.index,
             rooms: self.core.room_count(),
             participants: self.core.participant_count(),
-            peers: self.core.peer_count(),
-            stats: CoreStats::clone(self.core.stats()),
-            send_errors: self.io.send_errors,
         }
     }
 

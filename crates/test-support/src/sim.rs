@@ -6,7 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cascade::media::{CoreConfig, MediaCore, ParticipantId, SignalOut};
+use cascade::media::{
+    CoreConfig, CoreEvent, DisplayName, JoinRequest, MediaCore, ParticipantEvent, ParticipantId,
+    ParticipantMode, RoomName,
+};
+use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
@@ -158,9 +162,13 @@ impl Sim {
     pub fn join(&mut self, room: &str, name: &str) -> usize {
         let id = ParticipantId::random();
         let server_rtc = cascade::media::server_rtc(self.now);
-        self.core
-            .join(self.now, id, room, name, server_rtc)
-            .expect("join");
+        let request = JoinRequest {
+            id,
+            room: RoomName::parse(room).expect("valid room name"),
+            name: DisplayName::parse(name).expect("valid display name"),
+            mode: ParticipantMode::Full,
+        };
+        self.core.join(self.now, request, server_rtc).expect("join");
         self.clients.push(SimClient {
             name: name.to_string(),
             id,
@@ -381,23 +389,24 @@ impl Sim {
                     transmit: t,
                 });
             }
-            while let Some(out) = self.core.poll_signal() {
-                match out {
-                    SignalOut::Message(to, message) => {
-                        let Some(index) = self.clients.iter().position(|c| c.id == to) else {
-                            continue;
-                        };
-                        if let ServerMessage::SubscribeOffer { sdp, tracks } = &message {
-                            offers.push((index, sdp.clone(), tracks.clone()));
-                        }
-                        self.clients[index].messages.push(message);
-                    }
-                    SignalOut::Removed(id, _) => {
-                        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
-                            c.removed = true;
-                        }
-                    }
+            while let Some(event) = self.core.poll_event() {
+                let CoreEvent::Participant(to, event) = event else {
+                    continue; // rooms opening and closing are the directory's
+                };
+                let Some(index) = self.clients.iter().position(|c| c.id == to) else {
+                    continue;
+                };
+                if matches!(event, ParticipantEvent::Removed(_)) {
+                    self.clients[index].removed = true;
                 }
+                // Clients see what a WebSocket client would be sent.
+                let Some(message) = server_message(event) else {
+                    continue;
+                };
+                if let ServerMessage::SubscribeOffer { sdp, tracks } = &message {
+                    offers.push((index, sdp.clone(), tracks.clone()));
+                }
+                self.clients[index].messages.push(message);
             }
             if offers.is_empty() {
                 return;

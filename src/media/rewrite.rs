@@ -1,4 +1,4 @@
-//! Per-subscriber rewriting of forwarded RTP: sequence numbers and payload types.
+//! The arithmetic of rewriting forwarded RTP, the parts a [`DownTrack`](super::downtrack::DownTrack) is made of: sequence numbers, timestamps, payload types, header extensions.
 //!
 //! str0m derives the SRTP rollover counter from the extended sequence number we
 //! pass to `write_rtp`, so every subscriber stream keeps its own counter that

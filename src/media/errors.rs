@@ -1,0 +1,117 @@
+//! Why a participant left, and one error enum per core operation.
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The client said `leave` or closed its socket.
+    Left,
+    /// The subscribe connection never connected.
+    ConnectTimeout,
+    /// ICE stayed disconnected past the grace period.
+    IceDisconnected,
+    /// str0m reported an error or closed the connection.
+    PeerFailed,
+    /// The participant's signaling channel could not keep up.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl LeaveReason {
+    /// Every reason, in [`LeaveReason::index`] order.
+    pub const ALL: [LeaveReason; 6] = [
+        LeaveReason::Left,
+        LeaveReason::ConnectTimeout,
+        LeaveReason::IceDisconnected,
+        LeaveReason::PeerFailed,
+        LeaveReason::SlowConsumer,
+        LeaveReason::Shutdown,
+    ];
+
+    /// Position in [`LeaveReason::ALL`] (and in `CoreStats::leaves_by_reason`).
+    pub fn index(&self) -> usize {
+        *self as usize
+    }
+
+    /// The reason's name in metrics and messages.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            LeaveReason::Left => "left",
+            LeaveReason::ConnectTimeout => "connect_timeout",
+            LeaveReason::IceDisconnected => "ice_disconnected",
+            LeaveReason::PeerFailed => "peer_failed",
+            LeaveReason::SlowConsumer => "slow_consumer",
+            LeaveReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Why [`MediaCore::join`] or [`MediaCore::join_with_offer`] failed.
+///
+/// [`MediaCore::join`]: super::MediaCore::join
+/// [`MediaCore::join_with_offer`]: super::MediaCore::join_with_offer
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("this participant has already joined")]
+    AlreadyJoined,
+    #[error("no such participant in this room")]
+    NoSuchParticipant,
+    #[error("this kind of participant joins another way")]
+    WrongMode,
+    #[error("could not set up the connection: {0}")]
+    Setup(String),
+    #[error("the offer was rejected: {0}")]
+    InvalidSdp(String),
+}
+
+/// Why [`MediaCore::publish_offer`] failed.
+///
+/// [`MediaCore::publish_offer`]: super::MediaCore::publish_offer
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    #[error("not joined")]
+    NotJoined,
+    #[error("no connection was provided for the first offer")]
+    NoPublishConnection,
+    #[error("this participant cannot offer on that connection")]
+    WrongConnection,
+    #[error("could not set up the connection: {0}")]
+    Setup(String),
+    #[error("the offer was rejected: {0}")]
+    InvalidSdp(String),
+}
+
+/// Why [`MediaCore::subscribe_answer`] failed.
+///
+/// [`MediaCore::subscribe_answer`]: super::MediaCore::subscribe_answer
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("not joined")]
+    NotJoined,
+    #[error("no subscribe offer is waiting for an answer")]
+    NoPendingOffer,
+    #[error("the answer was rejected: {0}")]
+    InvalidSdp(String),
+}
+
+/// Why [`MediaCore::add_remote_candidate`] or an ICE restart failed.
+///
+/// [`MediaCore::add_remote_candidate`]: super::MediaCore::add_remote_candidate
+#[derive(Debug, thiserror::Error)]
+pub enum CandidateError {
+    #[error("not joined")]
+    NotJoined,
+    #[error("that peer connection has not been negotiated yet")]
+    NoSuchConnection,
+}
+
+/// Why [`MediaCore::set_muted`] failed.
+///
+/// [`MediaCore::set_muted`]: super::MediaCore::set_muted
+#[derive(Debug, thiserror::Error)]
+pub enum MuteError {
+    #[error("not joined")]
+    NotJoined,
+    #[error("no published track has mid {0:?}")]
+    UnknownTrack(String),
+}

@@ -1,0 +1,81 @@
+//! The core's domain events: what happened in a room, addressed to the
+//! participant who should hear of it, plus where rooms open and close.
+//!
+//! The core says *what* happened in its own words (ids, kinds, an SDP offer);
+//! turning that into the WebSocket protocol, WHIP/WHEP responses or
+//! directory updates is the control plane's business (`crate::signal`,
+//! `crate::worker`). Nothing here knows a wire format.
+
+use str0m::change::SdpOffer;
+use str0m::media::{MediaKind, Mid};
+
+use super::errors::LeaveReason;
+use super::ids::{DisplayName, ParticipantId, RoomName, TrackId};
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParticipantSummary {
+    pub id: ParticipantId,
+    pub name: DisplayName,
+    pub tracks: Vec<TrackSummary>,
+}
+
+/// A published track as others see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackSummary {
+    pub id: TrackId,
+    pub kind: MediaKind,
+    pub muted: bool,
+}
+
+/// One m-line of a subscribe offer and the track it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferedTrack {
+    pub mid: Mid,
+    pub participant: ParticipantId,
+    pub track: TrackId,
+    pub kind: MediaKind,
+}
+
+/// Something one participant should be told.
+#[derive(Debug, PartialEq)]
+pub enum ParticipantEvent {
+    /// You are in `room` as `participant`; these were there before you.
+    Joined {
+        room: RoomName,
+        participant: ParticipantId,
+        others: Vec<ParticipantSummary>,
+    },
+    ParticipantJoined(ParticipantSummary),
+    ParticipantLeft(ParticipantId),
+    TrackPublished {
+        participant: ParticipantId,
+        track: TrackSummary,
+    },
+    TrackUpdated {
+        participant: ParticipantId,
+        track: TrackSummary,
+    },
+    TrackRemoved {
+        participant: ParticipantId,
+        track: TrackId,
+    },
+    /// A new offer for your subscribe connection, awaiting your answer.
+    SubscribeOffer {
+        offer: SdpOffer,
+        tracks: Vec<OfferedTrack>,
+    },
+    /// You are no longer in the room. Always the last event a participant gets.
+    Removed(LeaveReason),
+}
+
+/// Output of the core for the control plane.
+#[derive(Debug, PartialEq)]
+pub enum CoreEvent {
+    /// Tell this participant something.
+    Participant(ParticipantId, ParticipantEvent),
+    /// A room got its first participant on this core.
+    RoomOpened(RoomName),
+    /// A room's last participant left this core; the room is gone.
+    RoomClosed(RoomName),
+}

@@ -1,0 +1,193 @@
+//! Which worker hosts which room: routing only.
+//!
+//! A room lives on one worker. The first join places it on the worker with
+//! the fewest rooms. Who is *in* a room is the media core's business alone
+//! (its membership); the directory only mirrors whether the worker hosts the
+//! room, from the core's `RoomOpened`/`RoomClosed` events, and counts the
+//! joins on their way to it.
+//!
+//! An entry goes away when its worker no longer hosts the room and no join
+//! is in flight. The join in flight is what a plain "remove when closed"
+//! would get wrong: a join routed to worker A just before A's room empties
+//! would recreate the room on A while the next join, finding no entry,
+//! places it on B. A [`RoomLease`] keeps the entry until the worker has
+//! handled the join; it is released on the worker thread after the join's
+//! events, so for one room every change happens in the worker's order.
+//! Changes to one entry happen under its DashMap shard lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use crate::media::RoomName;
+
+#[derive(Debug)]
+struct Placement {
+    worker: usize,
+    /// Joins routed here that their worker has not handled yet.
+    joins_in_flight: usize,
+    /// The worker's core has the room (it said `RoomOpened` and not since
+    /// `RoomClosed`).
+    hosted: bool,
+}
+
+/// Room -> worker placement.
+#[derive(Debug)]
+pub struct Directory {
+    rooms: DashMap<RoomName, Placement>,
+    rooms_per_worker: Vec<AtomicUsize>,
+}
+
+/// A join on its way to the worker that hosts `room`. Dropping it (after the
+/// worker handled the join, or when the join never got there) releases the
+/// placement if nothing else holds it.
+#[derive(Debug)]
+pub struct RoomLease {
+    directory: Arc<Directory>,
+    room: RoomName,
+    worker: usize,
+}
+
+impl RoomLease {
+    /// The worker the join must go to.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+impl Drop for RoomLease {
+    fn drop(&mut self) {
+        self.directory.release(&self.room);
+    }
+}
+
+impl Directory {
+    pub fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Directory {
+            rooms: DashMap::new(),
+            rooms_per_worker: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+        })
+    }
+
+    /// Routes one join for `room`, placing the room if it has no worker.
+    pub fn lease(self: &Arc<Self>, room: &RoomName) -> RoomLease {
+        let mut placement = self.rooms.entry(room.clone()).or_insert_with(|| {
+            let worker = self.least_loaded();
+            self.rooms_per_worker[worker].fetch_add(1, Ordering::Relaxed);
+            Placement {
+                worker,
+                joins_in_flight: 0,
+                hosted: false,
+            }
+        });
+        placement.joins_in_flight += 1;
+        RoomLease {
+            directory: self.clone(),
+            room: room.clone(),
+            worker: placement.worker,
+        }
+    }
+
+    /// `worker`'s core now has `room`.
+    pub fn room_opened(&self, room: &RoomName, worker: usize) {
+        if let Some(mut placement) = self.rooms.get_mut(room) {
+            if placement.worker == worker {
+                placement.hosted = true;
+            }
+        }
+    }
+
+    /// `worker`'s core no longer has `room`.
+    pub fn room_closed(&self, room: &RoomName, worker: usize) {
+        if let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) {
+            if entry.get().worker != worker {
+                return;
+            }
+            entry.get_mut().hosted = false;
+            if entry.get().joins_in_flight == 0 {
+                self.rooms_per_worker[worker].fetch_sub(1, Ordering::Relaxed);
+                entry.remove();
+            }
+        }
+    }
+
+    /// Number of rooms placed on a worker.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    fn release(&self, room: &RoomName) {
+        if let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) {
+            let placement = entry.get_mut();
+            placement.joins_in_flight = placement.joins_in_flight.saturating_sub(1);
+            if placement.joins_in_flight == 0 && !placement.hosted {
+                let worker = entry.remove().worker;
+                self.rooms_per_worker[worker].fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn least_loaded(&self) -> usize {
+        self.rooms_per_worker
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, n)| n.load(Ordering::Relaxed))
+            .map_or(0, |(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn rooms_spread_over_workers_and_are_freed_when_their_worker_closes_them() {
+        let d = Directory::new(2);
+        let a = d.lease(&room("a"));
+        let b = d.lease(&room("b"));
+        assert_ne!(
+            a.worker(),
+            b.worker(),
+            "second room goes to the idle worker"
+        );
+        let (wa, wb) = (a.worker(), b.worker());
+        d.room_opened(&room("a"), wa);
+        d.room_opened(&room("b"), wb);
+        drop((a, b));
+        assert_eq!(d.room_count(), 2, "hosted rooms stay after their joins");
+        assert_eq!(d.lease(&room("a")).worker(), wa, "same room, same worker");
+        d.room_closed(&room("a"), wb);
+        assert_eq!(d.room_count(), 2, "only the hosting worker closes a room");
+        d.room_closed(&room("a"), wa);
+        d.room_closed(&room("b"), wb);
+        assert_eq!(d.room_count(), 0);
+    }
+
+    #[test]
+    fn a_join_in_flight_keeps_the_room_on_its_worker_across_a_close() {
+        let d = Directory::new(2);
+        let first = d.lease(&room("r"));
+        let w = first.worker();
+        d.room_opened(&room("r"), w);
+        drop(first);
+        let racing = d.lease(&room("r")); // routed to w just before ...
+        d.room_closed(&room("r"), w); // ... the last participant there left
+        assert_eq!(d.lease(&room("r")).worker(), w, "still routed to w");
+        d.room_opened(&room("r"), w); // the racing join recreated it on w
+        drop(racing);
+        assert_eq!(d.room_count(), 1);
+    }
+
+    #[test]
+    fn a_join_that_never_opened_its_room_frees_the_placement() {
+        let d = Directory::new(1);
+        drop(d.lease(&room("r")));
+        assert_eq!(d.room_count(), 0);
+    }
+}
