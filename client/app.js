@@ -112,7 +112,6 @@
       name,
       ws: null,
       participantId: null,
-      leaving: false,
       closed: false,
       pingTimer: null,
       /** Serializes handling of incoming messages. */
@@ -185,7 +184,6 @@
   function leave() {
     const s = session;
     if (!s) return;
-    s.leaving = true;
     send(s, { type: 'leave' });
     teardown(s);
     log('left room', s.room);
@@ -264,10 +262,8 @@
   function onSocketClose(s, event) {
     log('socket closed', event.code, event.reason);
     if (!isCurrent(s)) return;
-    if (!s.leaving) {
-      const reason = event.reason ? `: ${event.reason}` : '';
-      showError(`Connection to the server closed (code ${event.code}${reason}).`);
-    }
+    const reason = event.reason ? `: ${event.reason}` : '';
+    showError(`Connection to the server closed (code ${event.code}${reason}).`);
     teardown(s);
   }
 
