@@ -8,6 +8,7 @@
 //! [`Command`]: crate::worker::Command
 
 pub mod admin;
+mod assets;
 mod directory;
 mod session;
 mod whip;
@@ -16,7 +17,7 @@ mod ws;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::Router;
@@ -45,9 +46,7 @@ pub struct AppState {
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index_html))
-        .route("/app.js", get(app_js))
-        .route("/style.css", get(style_css))
+        .merge(assets::routes())
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(admin::readyz))
@@ -71,37 +70,6 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES))
         .with_state(state)
-}
-
-async fn index_html() -> impl IntoResponse {
-    static_file(
-        "text/html; charset=utf-8",
-        include_str!("../../client/index.html"),
-    )
-}
-
-async fn app_js() -> impl IntoResponse {
-    static_file(
-        "text/javascript; charset=utf-8",
-        include_str!("../../client/app.js"),
-    )
-}
-
-async fn style_css() -> impl IntoResponse {
-    static_file(
-        "text/css; charset=utf-8",
-        include_str!("../../client/style.css"),
-    )
-}
-
-fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
 }
 
 /// A parser error as one readable line for clients: no newlines, no
