@@ -1,8 +1,9 @@
 //! The bundled browser client: every file under `client/`, compiled into the
 //! binary, and the routes that serve them.
 //!
-//! [`ASSETS`] is the one table of those files: a new file under `client/`
-//! needs only a row here, and the test at the bottom fails while one is missing.
+//! [`ASSETS`] is the one table of those files. The client is plain ES modules
+//! with no build step, so a new file under `client/` needs only a row here;
+//! the test at the bottom fails while one is missing.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -41,6 +42,14 @@ static ASSETS: &[Asset] = &[
     },
     client_file!("style.css", CSS),
     client_file!("app.js", JS),
+    client_file!("ice.js", JS),
+    client_file!("log.js", JS),
+    client_file!("participants.js", JS),
+    client_file!("publish.js", JS),
+    client_file!("session.js", JS),
+    client_file!("signaling.js", JS),
+    client_file!("subscribe.js", JS),
+    client_file!("tiles.js", JS),
 ];
 
 /// A `GET` (and `HEAD`) route for every client file. Any other path is left
