@@ -7,6 +7,7 @@
 //! the core's domain events into that client's protocol (`protocol` for the
 //! WebSocket, `whip` for HTTP). Handlers never touch media state directly.
 //!
+//! - `assets`: the bundled client's files, from one table;
 //! - `session`, `ws`: the bundled client's WebSocket protocol;
 //! - `whip`: WHIP/WHEP, with its layers (counting, CORS, bearer token);
 //! - [`admin`]: metrics, readiness, room listing;
@@ -14,6 +15,7 @@
 //! - [`protocol`]: domain events to `cascade_protocol` messages.
 
 pub mod admin;
+mod assets;
 pub mod protocol;
 mod session;
 mod whip;
@@ -23,7 +25,7 @@ mod ws;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -59,46 +61,13 @@ impl AppState {
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index_html))
-        .route("/app.js", get(app_js))
-        .route("/style.css", get(style_css))
+        .merge(assets::routes())
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(admin::readyz))
         .merge(whip::routes(state.clone()))
         .layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES))
         .with_state(state)
-}
-
-async fn index_html() -> impl IntoResponse {
-    static_file(
-        "text/html; charset=utf-8",
-        include_str!("../../client/index.html"),
-    )
-}
-
-async fn app_js() -> impl IntoResponse {
-    static_file(
-        "text/javascript; charset=utf-8",
-        include_str!("../../client/app.js"),
-    )
-}
-
-async fn style_css() -> impl IntoResponse {
-    static_file(
-        "text/css; charset=utf-8",
-        include_str!("../../client/style.css"),
-    )
-}
-
-fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
 }
 
 /// A parser error as one readable line for clients: no newlines, no

@@ -358,7 +358,9 @@ after(async () => {
 
 step('server starts and serves the bundled client', async () => {
   const base = await startServer();
-  for (const [file, type] of [['/', 'text/html'], ['/app.js', 'javascript'], ['/style.css', 'text/css']]) {
+  const modules = ['app', 'ice', 'log', 'participants', 'publish', 'session', 'signaling', 'subscribe', 'tiles'];
+  const files = [['/', 'text/html'], ['/style.css', 'text/css'], ...modules.map((m) => [`/${m}.js`, 'javascript'])];
+  for (const [file, type] of files) {
     const res = await fetch(base + file);
     assert.equal(res.status, 200, `GET ${file}`);
     assert.match(res.headers.get('content-type') || '', new RegExp(type), `content-type of ${file}`);

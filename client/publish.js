@@ -1,0 +1,96 @@
+/**
+ * The publish connection (the client offers): local camera and microphone,
+ * one `sendonly` transceiver per local track, `publish_offer` and
+ * `publish_answer`, and muting, which flips a local track's `enabled` and
+ * tells the server with `mute`.
+ */
+import { log, errorText } from './log.js';
+import { send } from './signaling.js';
+import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
+
+/** Publish order fixes the publish mids: audio gets "0", video "1" in practice. */
+const KIND_ORDER = ['audio', 'video'];
+
+/**
+ * Camera and microphone, falling back to whichever one works, or none;
+ * `onUnavailable(text)` hears why when it is none.
+ */
+export async function getLocalMedia(onUnavailable) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    onUnavailable('Camera and microphone need a secure page (https or localhost); joining without publishing.');
+    return null;
+  }
+  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+  const attempts = [{ audio: true, video }, { audio: true }, { video }];
+  let lastError = null;
+  for (const constraints of attempts) {
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  onUnavailable(`Camera and microphone unavailable (${errorText(lastError)}); joining without publishing.`);
+  return null;
+}
+
+export function stopStream(stream) {
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+}
+
+/** Creates the publish PC for the local tracks and sends `publish_offer`. */
+export async function startPublishing(s, onStateChange) {
+  const tracks = s.localStream ? sortByKind(s.localStream.getTracks()) : [];
+  if (tracks.length === 0) {
+    log('nothing to publish');
+    return;
+  }
+  const pc = newPeerConnection(s, 'publish', onStateChange);
+  s.publishPc = pc;
+  for (const track of tracks) {
+    // One encoding per track: no simulcast for now.
+    const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [s.localStream] });
+    s.publishTransceivers.set(track.kind, transceiver);
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  send(s, { type: 'publish_offer', sdp: pc.localDescription.sdp });
+  releaseOutgoingCandidates(s, 'publish');
+}
+
+function sortByKind(tracks) {
+  return [...tracks].sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
+}
+
+export async function onPublishAnswer(s, msg) {
+  const pc = s.publishPc;
+  if (!pc) throw new Error('publish_answer without a publish connection');
+  await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+  s.publishAnswered = true;
+  await flushIncomingCandidates(s, 'publish', pc);
+  // Tracks muted before the server knew our mids: tell it now.
+  for (const track of s.localStream.getTracks()) {
+    if (!track.enabled) sendMute(s, track.kind);
+  }
+}
+
+/** The local track of `kind` ("audio" or "video"), if the session has one. */
+export function localTrack(s, kind) {
+  return s && s.localStream ? s.localStream.getTracks().find((t) => t.kind === kind) : undefined;
+}
+
+/** Flips a local track on/off and tells the server; false if there is no such track. */
+export function toggleLocalTrack(s, kind) {
+  const track = localTrack(s, kind);
+  if (!track) return false;
+  track.enabled = !track.enabled;
+  sendMute(s, kind);
+  return true;
+}
+
+/** Sends `mute` for one kind; before publish_answer it is sent on arrival instead. */
+function sendMute(s, kind) {
+  const transceiver = s.publishTransceivers.get(kind);
+  const track = localTrack(s, kind);
+  if (!transceiver || !track || transceiver.mid == null || !s.publishAnswered) return;
+  send(s, { type: 'mute', mid: transceiver.mid, muted: !track.enabled });
+}

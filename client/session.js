@@ -1,0 +1,58 @@
+/**
+ * The call: one session object per join, holding everything the call uses,
+ * and which session is the current one (none on the join screen).
+ */
+
+/** The current session, or null on the join screen. Replaced on every join. */
+let current = null;
+
+/** Starts a new session for `room` and makes it the current one. */
+export function startSession(room, name) {
+  current = {
+    room,
+    name,
+    ws: null,
+    participantId: null,
+    closed: false,
+    pingTimer: null,
+    /** Serializes handling of incoming messages. */
+    queue: Promise.resolve(),
+    localStream: null,
+    localTile: null,
+    publishPc: null,
+    /** kind -> RTCRtpTransceiver on the publish PC. */
+    publishTransceivers: new Map(),
+    publishAnswered: false,
+    subscribePc: null,
+    dataChannel: null,
+    /** mid -> {mid, participant_id, track_id, kind} from the latest subscribe_offer. */
+    subscribeTracks: new Map(),
+    /** Whether the latest subscribe_offer carried a `tracks` table at all. */
+    haveTrackTable: false,
+    /** mid -> participant id learned from ontrack's streams[0].id (fallback). */
+    midOwners: new Map(),
+    /** Our own candidates, held per PC until its offer/answer has been sent. */
+    outgoing: { publish: { ready: false, held: [] }, subscribe: { ready: false, held: [] } },
+    /** Server candidates held per PC until its remote description is set. */
+    incoming: { publish: [], subscribe: [] },
+    /** participant id -> {id, name, tracks: Map(track id -> Track), tile} */
+    participants: new Map(),
+  };
+  return current;
+}
+
+export function currentSession() {
+  return current;
+}
+
+export function isCurrent(s) {
+  return current === s && !s.closed;
+}
+
+/** Closes `s` for good; false if it was closed already. */
+export function endSession(s) {
+  if (s.closed) return false;
+  s.closed = true;
+  if (current === s) current = null;
+  return true;
+}

@@ -1,0 +1,80 @@
+/**
+ * The subscribe connection (the server offers, the client answers): it is
+ * created on the first `subscribe_offer` and answers every later re-offer on
+ * the same connection. It receives everybody else's tracks, plus a data
+ * channel. Owns the mid -> track table of the latest offer, which maps each
+ * receiver to its participant (`ontrack`'s `streams[0].id`, the participant
+ * id, is the fallback when the server sends no table), and puts every
+ * received track into its participant's tile.
+ */
+import { log } from './log.js';
+import { send } from './signaling.js';
+import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
+import { setTileMedia, renderRemoteConnectionState } from './tiles.js';
+
+function createSubscribePc(s, onStateChange) {
+  const pc = newPeerConnection(s, 'subscribe', onStateChange);
+  s.subscribePc = pc;
+  pc.ontrack = (e) => onRemoteTrack(s, e);
+  pc.ondatachannel = (e) => {
+    s.dataChannel = e.channel;
+    e.channel.onmessage = (m) => log('data channel message', m.data);
+    log('data channel', e.channel.label);
+  };
+  return pc;
+}
+
+/** Answers a `subscribe_offer`, creating the subscribe PC on the first one. */
+export async function onSubscribeOffer(s, msg, onStateChange) {
+  const pc = s.subscribePc || createSubscribePc(s, onStateChange);
+  // The table must be in place before setRemoteDescription fires ontrack.
+  s.haveTrackTable = Array.isArray(msg.tracks);
+  s.subscribeTracks = new Map((msg.tracks || []).map((t) => [String(t.mid), t]));
+  await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+  await flushIncomingCandidates(s, 'subscribe', pc);
+  await pc.setLocalDescription(await pc.createAnswer());
+  send(s, { type: 'subscribe_answer', sdp: pc.localDescription.sdp });
+  releaseOutgoingCandidates(s, 'subscribe');
+  syncRemoteMedia(s);
+}
+
+/** mid -> {mid, participant_id, track_id, kind}, as a plain object. */
+export function tracksByMid(s) {
+  return Object.fromEntries(s.subscribeTracks);
+}
+
+function onRemoteTrack(s, event) {
+  const mid = event.transceiver && event.transceiver.mid;
+  const stream = event.streams && event.streams[0];
+  if (mid != null && stream) s.midOwners.set(mid, stream.id);
+  log('remote track', event.track.kind, 'mid', mid, 'stream', stream && stream.id);
+  syncRemoteMedia(s);
+}
+
+/** Which participant a subscribe transceiver currently carries, if any. */
+function ownerOf(s, transceiver) {
+  if (s.haveTrackTable) {
+    const entry = s.subscribeTracks.get(transceiver.mid);
+    return entry ? entry.participant_id : null;
+  }
+  const receiving = transceiver.currentDirection === 'recvonly' || transceiver.currentDirection === 'sendrecv';
+  return receiving ? s.midOwners.get(transceiver.mid) || null : null;
+}
+
+/** Puts every active receiver track into its participant's tile. */
+export function syncRemoteMedia(s) {
+  const pc = s.subscribePc;
+  if (!pc) return;
+  const byOwner = new Map();
+  for (const transceiver of pc.getTransceivers()) {
+    if (transceiver.mid == null || transceiver.currentDirection === 'stopped') continue;
+    const owner = ownerOf(s, transceiver);
+    if (!owner) continue;
+    if (!byOwner.has(owner)) byOwner.set(owner, []);
+    byOwner.get(owner).push(transceiver.receiver.track);
+  }
+  for (const p of s.participants.values()) {
+    setTileMedia(p.tile, byOwner.get(p.id) || []);
+    renderRemoteConnectionState(p.tile, pc);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The tiles in the call grid, one per participant, cloned from the page's
+ * tile template: the local preview and the remote tiles, their media
+ * elements, mute indicators and connection state (as data attributes the
+ * styles and the browser test read), and the prompt that unblocks autoplay.
+ */
+import { log, errorText } from './log.js';
+
+const grid = document.getElementById('grid');
+const tileTemplate = document.getElementById('tile-template');
+const audioUnlock = document.getElementById('audio-unlock');
+
+function createTile() {
+  return tileTemplate.content.firstElementChild.cloneNode(true);
+}
+
+function initial(name) {
+  return ([...name.trim()][0] || '?').toUpperCase();
+}
+
+/** Puts our own preview first in the grid; it plays `stream` if we have one. */
+export function addLocalTile(name, stream) {
+  const tile = createTile();
+  tile.classList.add('local');
+  tile.dataset.testid = 'local-tile';
+  tile.dataset.participantName = name;
+  tile.querySelector('.name').textContent = `${name} (you)`;
+  tile.querySelector('.avatar').textContent = initial(name);
+  if (stream) {
+    const video = tile.querySelector('video');
+    video.srcObject = stream; // the <video> is muted: no echo of ourselves
+    playMedia(video);
+  }
+  grid.prepend(tile);
+  updateGridSize();
+  return tile;
+}
+
+export function addRemoteTile(participantId, name) {
+  const tile = createTile();
+  tile.dataset.testid = 'remote-tile';
+  tile.dataset.participantId = participantId;
+  tile.dataset.participantName = name;
+  tile.querySelector('.name').textContent = name;
+  tile.querySelector('.avatar').textContent = initial(name);
+  grid.append(tile);
+  updateGridSize();
+  return tile;
+}
+
+export function removeTile(tile) {
+  detachMedia(tile);
+  tile.remove();
+  updateGridSize();
+}
+
+/** Empties the grid (the tiles' media must be detached already). */
+export function clearTiles() {
+  grid.replaceChildren();
+}
+
+/** Lets the CSS pick column counts from the number of tiles. */
+function updateGridSize() {
+  grid.dataset.count = String(grid.children.length);
+}
+
+/** Gives a tile these receiver tracks, touching the elements only on change. */
+export function setTileMedia(tile, tracks) {
+  const video = tile.querySelector('video');
+  const audio = tile.querySelector('audio');
+  setElementTracks(video, tracks.filter((t) => t.kind === 'video'));
+  setElementTracks(audio, tracks.filter((t) => t.kind === 'audio'));
+  tile.dataset.hasVideo = String(tracks.some((t) => t.kind === 'video'));
+}
+
+function setElementTracks(element, tracks) {
+  const current = element.srcObject ? element.srcObject.getTracks() : [];
+  const same = current.length === tracks.length && tracks.every((t) => current.includes(t));
+  if (same) return;
+  element.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  if (tracks.length) playMedia(element);
+}
+
+export function detachMedia(tile) {
+  for (const el of tile.querySelectorAll('video, audio')) el.srcObject = null;
+}
+
+/** play(), and if autoplay with sound is blocked, offer a button that unblocks it. */
+function playMedia(element) {
+  const attempt = element.play();
+  if (!attempt) return;
+  attempt.catch((err) => {
+    if (err.name === 'NotAllowedError') {
+      audioUnlock.hidden = false;
+    } else if (err.name !== 'AbortError') {
+      log('play() failed', errorText(err));
+    }
+  });
+}
+
+/** The unblock button: plays every tile's media again, now with a user gesture. */
+export function unlockAudio() {
+  hideAudioUnlock();
+  for (const el of grid.querySelectorAll('video, audio')) {
+    if (el.srcObject) playMedia(el);
+  }
+}
+
+export function hideAudioUnlock() {
+  audioUnlock.hidden = true;
+}
+
+/** Remote mute indicators: a kind counts as muted when it has tracks and all are muted. */
+export function renderRemoteIndicators(tile, tracks) {
+  for (const kind of ['audio', 'video']) {
+    const ofKind = [...tracks.values()].filter((t) => t.kind === kind);
+    const muted = ofKind.length > 0 && ofKind.every((t) => t.muted);
+    setIndicator(tile, kind, ofKind.length === 0 ? 'none' : muted ? 'muted' : 'on');
+  }
+}
+
+/** Local mute indicators, from our own microphone and camera tracks (either may be missing). */
+export function renderLocalIndicators(tile, mic, camera) {
+  setIndicator(tile, 'audio', localTrackState(mic));
+  setIndicator(tile, 'video', localTrackState(camera));
+}
+
+function localTrackState(track) {
+  if (!track) return 'none';
+  return track.enabled ? 'on' : 'muted';
+}
+
+/** `state` is "none", "muted" or "on". */
+function setIndicator(tile, kind, state) {
+  tile.dataset[`${kind}Muted`] = String(state === 'muted');
+  tile.dataset[`${kind}State`] = state;
+}
+
+/** The local tile shows the publish connection's state. */
+export function renderLocalConnectionState(tile, state) {
+  tile.dataset.connectionState = state;
+  tile.querySelector('.conn').textContent = state === 'connected' ? '' : state;
+}
+
+/** A remote tile shows the subscribe connection's state once it has media. */
+export function renderRemoteConnectionState(tile, subscribePc) {
+  const hasMedia = tile.querySelector('video').srcObject || tile.querySelector('audio').srcObject;
+  const state = !subscribePc || !hasMedia ? 'waiting' : subscribePc.connectionState;
+  tile.dataset.connectionState = state;
+  tile.querySelector('.conn').textContent = state === 'connected' ? '' : state === 'waiting' ? 'waiting for media' : state;
+}
