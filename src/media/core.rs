@@ -20,7 +20,7 @@
 //! The work is split by domain: `membership` (who is where), `scheduler`
 //! (driving `Rtc`s), `forwarder` and `downtrack` (the packet path),
 //! `keyframes`, `negotiate` (subscribe offers), `viewer` (WHEP slots),
-//! `tracks` (publishing), `lifecycle` (removal and timeouts), `dispatch`
+//! `tracks` (publishing), `lifecycle` (admission, removal, timeouts), `dispatch`
 //! (str0m events to all of those).
 
 use std::collections::VecDeque;
@@ -36,8 +36,8 @@ use super::demux::{stun_local_ufrag, Demux};
 use super::errors::{AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError};
 use super::events::{CoreEvent, ParticipantEvent};
 use super::ids::{DisplayName, ParticipantId, PeerKey, RoomName};
-use super::membership::{Membership, Participant, ParticipantMode};
-use super::peer::{Peer, PeerRole, MAX_EARLY_STUN};
+use super::membership::{Membership, ParticipantMode};
+use super::peer::{PeerRole, MAX_EARLY_STUN};
 use super::scheduler::Scheduler;
 use super::stats::{CoreStats, Sample, Telemetry};
 
@@ -474,92 +474,6 @@ impl MediaCore {
     }
 
     // -------------------------------------------------------------- internals
-
-    fn check_join(&self, request: &JoinRequest) -> Result<(), JoinError> {
-        if self.members.participants.contains_key(&request.id) {
-            return Err(JoinError::AlreadyJoined);
-        }
-        if let ParticipantMode::Viewer { follow: Some(f) } = request.mode {
-            let present = self
-                .members
-                .participants
-                .get(&f)
-                .is_some_and(|p| p.room == request.room);
-            if !present {
-                return Err(JoinError::NoSuchParticipant);
-            }
-        }
-        Ok(())
-    }
-
-    /// Puts a participant whose connection is set up into its room: it is
-    /// told who is there, they are told it came, and a bundled client
-    /// subscribes to every track already published.
-    fn admit(
-        &mut self,
-        now: Instant,
-        request: JoinRequest,
-        subscribe_peer: Option<PeerKey>,
-        publish_peer: Option<PeerKey>,
-    ) {
-        let JoinRequest {
-            id,
-            room,
-            name,
-            mode,
-        } = request;
-        let others = self.members.members_except(&room, id);
-        if self.members.enter(&room, id) {
-            self.events.push_back(CoreEvent::RoomOpened(room.clone()));
-        }
-        let mut participant = Participant::new(id, name, room.clone(), mode, now);
-        participant.subscribe_peer = subscribe_peer;
-        participant.publish_peer = publish_peer;
-        let mut existing = Vec::with_capacity(others.len());
-        for other in &others {
-            let Some(o) = self.members.participants.get_mut(other) else {
-                continue;
-            };
-            existing.push(o.summary());
-            if mode == ParticipantMode::Full {
-                participant.subscriptions.extend(o.subscribe_all(id));
-            }
-        }
-        let summary = participant.summary();
-        self.members.participants.insert(id, participant);
-        self.telemetry.stats.joins += 1;
-        if mode != ParticipantMode::PublishOnly {
-            self.telemetry.awaiting_media.insert(id, now); // for the join-time histogram
-        }
-        self.notify(
-            id,
-            ParticipantEvent::Joined {
-                room,
-                participant: id,
-                others: existing,
-            },
-        );
-        for other in others {
-            self.notify(other, ParticipantEvent::ParticipantJoined(summary.clone()));
-        }
-        self.negotiate(id);
-    }
-
-    fn add_peer(
-        &mut self,
-        mut rtc: Rtc,
-        owner: ParticipantId,
-        role: PeerRole,
-    ) -> Result<PeerKey, String> {
-        let candidate =
-            Candidate::host(self.config.candidate_addr, "udp").map_err(|e| e.to_string())?;
-        rtc.add_local_candidate(candidate);
-        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        tracing::debug!(%ufrag, ?role, "peer added");
-        let key = self.scheduler.insert(Peer::new(rtc, owner, role));
-        self.demux.insert(ufrag, key);
-        Ok(key)
-    }
 
     /// The key of `id`'s connection `role`.
     fn connection(&self, id: ParticipantId, role: PeerRole) -> Result<PeerKey, CandidateError> {

@@ -1,7 +1,9 @@
-//! How participants end: removal, and the timers that decide it when the
-//! client does not say so itself.
+//! How participants begin and end: admission into a room, removal, and the
+//! timers that decide removal when the client does not say so itself.
 //!
-//! A participant is removed when it leaves (the control plane calls
+//! A participant is admitted once its first connection is set up (for a
+//! WHIP/WHEP client: once its offer was accepted), so the room only ever
+//! hears of joins that happened. A participant is removed when it leaves (the control plane calls
 //! `leave`), when its connections never come up within the connect timeout,
 //! when ICE stays disconnected past the grace period, or when str0m fails
 //! or closes one of its connections. Removal always tells the room first,
@@ -10,13 +12,102 @@
 
 use std::time::Instant;
 
-use super::core::MediaCore;
-use super::errors::LeaveReason;
+use str0m::{Candidate, Rtc};
+
+use super::core::{JoinRequest, MediaCore};
+use super::errors::{JoinError, LeaveReason};
 use super::events::{CoreEvent, ParticipantEvent};
-use super::ids::ParticipantId;
-use super::membership::TrackRef;
+use super::ids::{ParticipantId, PeerKey};
+use super::membership::{Participant, ParticipantMode, TrackRef};
+use super::peer::{Peer, PeerRole};
 
 impl MediaCore {
+    pub(super) fn check_join(&self, request: &JoinRequest) -> Result<(), JoinError> {
+        if self.members.participants.contains_key(&request.id) {
+            return Err(JoinError::AlreadyJoined);
+        }
+        if let ParticipantMode::Viewer { follow: Some(f) } = request.mode {
+            let present = self
+                .members
+                .participants
+                .get(&f)
+                .is_some_and(|p| p.room == request.room);
+            if !present {
+                return Err(JoinError::NoSuchParticipant);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a participant whose connection is set up into its room: it is
+    /// told who is there, they are told it came, and a bundled client
+    /// subscribes to every track already published.
+    pub(super) fn admit(
+        &mut self,
+        now: Instant,
+        request: JoinRequest,
+        subscribe_peer: Option<PeerKey>,
+        publish_peer: Option<PeerKey>,
+    ) {
+        let JoinRequest {
+            id,
+            room,
+            name,
+            mode,
+        } = request;
+        let others = self.members.members_except(&room, id);
+        if self.members.enter(&room, id) {
+            self.events.push_back(CoreEvent::RoomOpened(room.clone()));
+        }
+        let mut participant = Participant::new(id, name, room.clone(), mode, now);
+        participant.subscribe_peer = subscribe_peer;
+        participant.publish_peer = publish_peer;
+        let mut existing = Vec::with_capacity(others.len());
+        for other in &others {
+            let Some(o) = self.members.participants.get_mut(other) else {
+                continue;
+            };
+            existing.push(o.summary());
+            if mode == ParticipantMode::Full {
+                participant.subscriptions.extend(o.subscribe_all(id));
+            }
+        }
+        let summary = participant.summary();
+        self.members.participants.insert(id, participant);
+        self.telemetry.stats.joins += 1;
+        if mode != ParticipantMode::PublishOnly {
+            self.telemetry.awaiting_media.insert(id, now); // for the join-time histogram
+        }
+        self.notify(
+            id,
+            ParticipantEvent::Joined {
+                room,
+                participant: id,
+                others: existing,
+            },
+        );
+        for other in others {
+            self.notify(other, ParticipantEvent::ParticipantJoined(summary.clone()));
+        }
+        self.negotiate(id);
+    }
+
+    pub(super) fn add_peer(
+        &mut self,
+        mut rtc: Rtc,
+        owner: ParticipantId,
+        role: PeerRole,
+    ) -> Result<PeerKey, String> {
+        let candidate =
+            Candidate::host(self.config.candidate_addr, "udp").map_err(|e| e.to_string())?;
+        rtc.add_local_candidate(candidate);
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        tracing::debug!(%ufrag, ?role, "peer added");
+        let key = self.scheduler.insert(Peer::new(rtc, owner, role));
+        self.demux.insert(ufrag, key);
+        Ok(key)
+    }
+
     pub(super) fn remove_participant(&mut self, id: ParticipantId, reason: LeaveReason) {
         let Some(p) = self.members.participants.remove(&id) else {
             return;

@@ -8,6 +8,10 @@
 //! thread-local buffers ([`LocalHistogram`]) that it flushes at the same time.
 //! The control plane counts signaling (atomics, off the packet path).
 //!
+//! - `counters`: the table of per-worker counters, which drives their
+//!   registration, their zero series and the fold;
+//! - `process`: the standard `process_*` metrics from `/proc/self`.
+//!
 //! Naming: `cascade_<subsystem>_<name>_<unit>`, counters end in `_total`.
 //! Labels are low-cardinality: `worker` (index), `kind` (`audio`/`video`),
 //! `reason`, `code` — never room or participant ids.
@@ -16,20 +20,24 @@
 //! [`Metrics::count_request`], each error with [`Metrics::count_error`], and
 //! hold the guard from [`Metrics::open_session`] for as long as a session lives.
 
+mod counters;
+mod process;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::local::LocalHistogram;
 use prometheus::{
-    Counter, CounterVec, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
-use crate::media::stats::{CoreStats, DropReason, Sample};
+use crate::media::stats::{CoreStats, Sample};
 use crate::media::views::Occupancy;
-use crate::media::LeaveReason;
 use cascade_protocol::{ErrorCode, CLIENT_MESSAGE_TYPES};
+use counters::WorkerCounters;
+use process::ProcessMetrics;
 
 /// Label values of `kind`, in `CoreStats` array order.
 pub const KINDS: [&str; 2] = ["audio", "video"];
@@ -37,23 +45,6 @@ pub const KINDS: [&str; 2] = ["audio", "video"];
 /// Signaling request kinds counted from the start (so they show as 0): the
 /// protocol's message types plus `invalid` for messages that did not parse.
 const EXTRA_REQUEST_KINDS: &[&str] = &["invalid"];
-
-/// Protocol error codes (docs/PROTOCOL.md), counted from the start.
-const ERROR_CODES: &[&str] = &[
-    "bad_message",
-    "unknown_type",
-    "unsupported_version",
-    "invalid_room",
-    "invalid_name",
-    "not_joined",
-    "already_joined",
-    "invalid_sdp",
-    "invalid_candidate",
-    "no_pending_offer",
-    "unknown_track",
-    "server_busy",
-    "fatal",
-];
 
 /// Buckets of `cascade_worker_forward_delay_seconds`: fine below 2 ms, where
 /// a healthy worker lives.
@@ -91,6 +82,8 @@ impl SessionKind {
 /// Every metric Cascade exports, in one registry per server.
 pub struct Metrics {
     registry: Registry,
+    /// Everything a worker counts, from one table (`counters`).
+    worker_counters: WorkerCounters,
 
     // media: what the cores hold and do
     rooms: IntGaugeVec,
@@ -98,45 +91,19 @@ pub struct Metrics {
     peer_connections: IntGaugeVec,
     published_tracks: IntGaugeVec,
     subscribed_tracks: IntGaugeVec,
-    joins: IntCounterVec,
-    leaves: IntCounterVec,
-    subscribe_offers: IntCounterVec,
-    connections: IntCounterVec,
-    peer_errors: IntCounterVec,
     join_duration: Histogram,
 
     // rtp
-    rtp_received_packets: IntCounterVec,
-    rtp_received_bytes: IntCounterVec,
-    rtp_forwarded_packets: IntCounterVec,
-    rtp_forwarded_bytes: IntCounterVec,
-    rtp_sent_packets: IntCounterVec,
-    rtp_sent_bytes: IntCounterVec,
-    rtp_retransmitted_packets: IntCounterVec,
-    rtp_dropped_packets: IntCounterVec,
-    rtp_subscriber_lost_packets: IntCounterVec,
 
     // rtcp
-    nacks_received: IntCounterVec,
-    nacks_sent: IntCounterVec,
-    plis_received: IntCounterVec,
-    firs_received: IntCounterVec,
-    keyframe_requests_sent: IntCounterVec,
     rtt: Histogram,
 
     // bandwidth estimation
     bwe: Histogram,
 
     // workers
-    worker_received_datagrams: IntCounterVec,
-    worker_received_bytes: IntCounterVec,
-    worker_sent_datagrams: IntCounterVec,
-    worker_sent_bytes: IntCounterVec,
-    worker_dropped_datagrams: IntCounterVec,
-    worker_send_calls: IntCounterVec,
     worker_forward_delay: HistogramVec,
     worker_busy: CounterVec,
-    worker_iterations: IntCounterVec,
     worker_timer_lag: HistogramVec,
     worker_ready: IntGaugeVec,
     worker_queue_depth: IntGaugeVec,
@@ -172,26 +139,6 @@ impl Metrics {
                 "Negotiated subscriptions (one per receiving participant and track)",
                 &["worker", "kind"],
             ),
-            joins: counter(&r, "cascade_media_joins_total", "Participants that joined a room", &["worker"]),
-            leaves: counter(&r, "cascade_media_leaves_total", "Participants that left, by reason", &["worker", "reason"]),
-            subscribe_offers: counter(
-                &r,
-                "cascade_media_subscribe_offers_total",
-                "Server-initiated subscribe offers (renegotiations)",
-                &["worker"],
-            ),
-            connections: counter(
-                &r,
-                "cascade_media_subscribe_connections_total",
-                "Subscribe connections that came up (ICE + DTLS), WHEP viewers included",
-                &["worker"],
-            ),
-            peer_errors: counter(
-                &r,
-                "cascade_media_peer_errors_total",
-                "Peer connections that failed inside str0m (participant removed)",
-                &["worker"],
-            ),
             join_duration: histogram(
                 &r,
                 "cascade_media_join_duration_seconds",
@@ -199,71 +146,7 @@ impl Metrics {
                 vec![0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0],
             ),
 
-            rtp_received_packets: counter(
-                &r,
-                "cascade_rtp_received_packets_total",
-                "RTP packets received from publishers",
-                &["worker", "kind"],
-            ),
-            rtp_received_bytes: counter(
-                &r,
-                "cascade_rtp_received_bytes_total",
-                "RTP payload bytes received from publishers",
-                &["worker", "kind"],
-            ),
-            rtp_forwarded_packets: counter(
-                &r,
-                "cascade_rtp_forwarded_packets_total",
-                "RTP packets forwarded, one per receiving subscriber",
-                &["worker", "kind"],
-            ),
-            rtp_forwarded_bytes: counter(
-                &r,
-                "cascade_rtp_forwarded_bytes_total",
-                "RTP payload bytes forwarded, one copy per receiving subscriber",
-                &["worker", "kind"],
-            ),
-            rtp_sent_packets: counter(
-                &r,
-                "cascade_rtp_sent_packets_total",
-                "RTP packets sent to subscribers including retransmissions (str0m stats, 1 s granularity)",
-                &["worker", "kind"],
-            ),
-            rtp_sent_bytes: counter(
-                &r,
-                "cascade_rtp_sent_bytes_total",
-                "RTP payload bytes sent to subscribers including retransmissions (str0m stats, 1 s granularity)",
-                &["worker", "kind"],
-            ),
-            rtp_retransmitted_packets: counter(
-                &r,
-                "cascade_rtp_retransmitted_packets_total",
-                "RTP packets retransmitted to subscribers after NACKs",
-                &["worker", "kind"],
-            ),
-            rtp_dropped_packets: counter(
-                &r,
-                "cascade_rtp_dropped_packets_total",
-                "RTP packets not forwarded to a subscriber, by reason (kind unknown for unknown streams)",
-                &["worker", "kind", "reason"],
-            ),
-            rtp_subscriber_lost_packets: counter(
-                &r,
-                "cascade_rtp_subscriber_lost_packets_total",
-                "Packets subscribers reported lost in RTCP receiver reports",
-                &["worker", "kind"],
-            ),
 
-            nacks_received: counter(&r, "cascade_rtcp_nacks_received_total", "NACKs received from subscribers", &["worker", "kind"]),
-            nacks_sent: counter(&r, "cascade_rtcp_nacks_sent_total", "NACKs sent to publishers", &["worker", "kind"]),
-            plis_received: counter(&r, "cascade_rtcp_plis_received_total", "PLIs received from subscribers", &["worker"]),
-            firs_received: counter(&r, "cascade_rtcp_firs_received_total", "FIRs received from subscribers", &["worker"]),
-            keyframe_requests_sent: counter(
-                &r,
-                "cascade_rtcp_keyframe_requests_sent_total",
-                "Keyframe requests (PLI) sent to publishers, after throttling",
-                &["worker"],
-            ),
             rtt: histogram(
                 &r,
                 "cascade_rtcp_rtt_seconds",
@@ -279,37 +162,6 @@ impl Metrics {
                 ],
             ),
 
-            worker_received_datagrams: counter(
-                &r,
-                "cascade_worker_received_datagrams_total",
-                "UDP datagrams a media worker received",
-                &["worker"],
-            ),
-            worker_received_bytes: counter(
-                &r,
-                "cascade_worker_received_bytes_total",
-                "UDP bytes a media worker received",
-                &["worker"],
-            ),
-            worker_sent_datagrams: counter(
-                &r,
-                "cascade_worker_sent_datagrams_total",
-                "UDP datagrams a media worker sent",
-                &["worker"],
-            ),
-            worker_sent_bytes: counter(&r, "cascade_worker_sent_bytes_total", "UDP bytes a media worker sent", &["worker"]),
-            worker_dropped_datagrams: counter(
-                &r,
-                "cascade_worker_dropped_datagrams_total",
-                "UDP datagrams dropped: unroutable, malformed or oversize on receive, send_error on send",
-                &["worker", "reason"],
-            ),
-            worker_send_calls: counter(
-                &r,
-                "cascade_worker_send_calls_total",
-                "Send system calls a media worker made (sent datagrams / calls = batching)",
-                &["worker"],
-            ),
             worker_forward_delay: reg(
                 &r,
                 HistogramVec::new(
@@ -330,12 +182,6 @@ impl Metrics {
                     ),
                     &["worker"],
                 ),
-            ),
-            worker_iterations: counter(
-                &r,
-                "cascade_worker_loop_iterations_total",
-                "Event loop iterations of a media worker",
-                &["worker"],
             ),
             worker_timer_lag: reg(
                 &r,
@@ -388,6 +234,7 @@ impl Metrics {
                 &["kind"],
             ),
 
+            worker_counters: WorkerCounters::register(&r, workers),
             process: ProcessMetrics::new(&r),
             registry: r,
         };
@@ -405,7 +252,8 @@ impl Metrics {
         Arc::new(m)
     }
 
-    /// Creates every labelled series that dashboards expect, at zero.
+    /// Creates every labelled series that dashboards expect, at zero (the
+    /// worker counters' own are made by `WorkerCounters::register`).
     fn precreate(&self, workers: usize) {
         for w in 0..workers {
             let w = w.to_string();
@@ -419,64 +267,20 @@ impl Metrics {
             ] {
                 v.with_label_values(&[w]);
             }
-            for v in [
-                &self.joins,
-                &self.subscribe_offers,
-                &self.connections,
-                &self.peer_errors,
-                &self.plis_received,
-                &self.firs_received,
-                &self.keyframe_requests_sent,
-                &self.worker_received_datagrams,
-                &self.worker_received_bytes,
-                &self.worker_sent_datagrams,
-                &self.worker_sent_bytes,
-                &self.worker_send_calls,
-                &self.worker_iterations,
-            ] {
-                v.with_label_values(&[w]);
-            }
             self.worker_busy.with_label_values(&[w]);
             self.worker_timer_lag.with_label_values(&[w]);
             self.worker_forward_delay.with_label_values(&[w]);
-            for reason in ["unroutable", "malformed", "oversize", "send_error"] {
-                self.worker_dropped_datagrams
-                    .with_label_values(&[w, reason]);
-            }
-            for reason in LeaveReason::ALL {
-                self.leaves.with_label_values(&[w, reason.as_str()]);
-            }
             for kind in KINDS {
                 for v in [&self.published_tracks, &self.subscribed_tracks] {
                     v.with_label_values(&[w, kind]);
                 }
-                for v in [
-                    &self.rtp_received_packets,
-                    &self.rtp_received_bytes,
-                    &self.rtp_forwarded_packets,
-                    &self.rtp_forwarded_bytes,
-                    &self.rtp_sent_packets,
-                    &self.rtp_sent_bytes,
-                    &self.rtp_retransmitted_packets,
-                    &self.rtp_subscriber_lost_packets,
-                    &self.nacks_received,
-                    &self.nacks_sent,
-                ] {
-                    v.with_label_values(&[w, kind]);
-                }
-                for reason in DropReason::ALL {
-                    self.rtp_dropped_packets
-                        .with_label_values(&[w, kind, reason.as_str()]);
-                }
             }
-            self.rtp_dropped_packets
-                .with_label_values(&[w, "unknown", "unknown_stream"]);
         }
         for kind in CLIENT_MESSAGE_TYPES.iter().chain(EXTRA_REQUEST_KINDS) {
             self.signal_requests.with_label_values(&[kind]);
         }
-        for code in ERROR_CODES {
-            self.signal_errors.with_label_values(&[code]);
+        for code in ErrorCode::ALL {
+            self.signal_errors.with_label_values(&[code.as_str()]);
         }
         for kind in SessionKind::ALL {
             self.sessions_total.with_label_values(&[kind.as_str()]);
@@ -494,11 +298,6 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    /// The registry, for embedding Cascade in a process with its own metrics.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Counts one signaling request of `kind` (a message type, `whip`, ...).
     pub fn count_request(&self, kind: &str) {
         self.signal_requests.with_label_values(&[kind]).inc();
@@ -512,11 +311,7 @@ impl Metrics {
 
     /// Counts one signaling error answered with a protocol [`ErrorCode`].
     pub fn count_error_code(&self, code: ErrorCode) {
-        // An ErrorCode serializes to its snake_case name.
-        match serde_json::to_value(code) {
-            Ok(serde_json::Value::String(name)) => self.count_error(&name),
-            _ => self.count_error("unknown"),
-        }
+        self.count_error(code.as_str());
     }
 
     /// Counts a session of `kind` as opened; it counts as closed when the
@@ -634,96 +429,14 @@ impl WorkerMetrics {
     pub fn fold(&mut self, stats: &CoreStats, io: &WorkerIo, occupancy: &Occupancy) {
         let m = &*self.metrics;
         let w = self.worker.as_str();
-        let (s, old) = (stats, &self.folded);
-
-        add(
-            &m.worker_received_datagrams,
-            &[w],
-            s.datagrams_in,
-            old.datagrams_in,
-        );
-        add(&m.worker_received_bytes, &[w], s.bytes_in, old.bytes_in);
-        add(
-            &m.worker_dropped_datagrams,
-            &[w, "unroutable"],
-            s.datagrams_unroutable,
-            old.datagrams_unroutable,
-        );
-        add(
-            &m.worker_dropped_datagrams,
-            &[w, "malformed"],
-            s.datagrams_malformed,
-            old.datagrams_malformed,
-        );
+        m.worker_counters
+            .fold(w, (stats, io), (&self.folded, &self.folded_io));
+        let busy = io.busy.saturating_sub(self.folded_io.busy).as_secs_f64();
+        if busy > 0.0 {
+            m.worker_busy.with_label_values(&[w]).inc_by(busy);
+        }
         for (i, kind) in KINDS.into_iter().enumerate() {
             let l = [w, kind];
-            add(
-                &m.rtp_received_packets,
-                &l,
-                s.rtp_packets_in[i],
-                old.rtp_packets_in[i],
-            );
-            add(
-                &m.rtp_received_bytes,
-                &l,
-                s.rtp_bytes_in[i],
-                old.rtp_bytes_in[i],
-            );
-            add(
-                &m.rtp_forwarded_packets,
-                &l,
-                s.rtp_packets_forwarded[i],
-                old.rtp_packets_forwarded[i],
-            );
-            add(
-                &m.rtp_forwarded_bytes,
-                &l,
-                s.rtp_bytes_forwarded[i],
-                old.rtp_bytes_forwarded[i],
-            );
-            add(
-                &m.rtp_sent_packets,
-                &l,
-                s.rtp_packets_sent[i],
-                old.rtp_packets_sent[i],
-            );
-            add(
-                &m.rtp_sent_bytes,
-                &l,
-                s.rtp_bytes_sent[i],
-                old.rtp_bytes_sent[i],
-            );
-            add(
-                &m.rtp_retransmitted_packets,
-                &l,
-                s.rtp_retransmitted[i],
-                old.rtp_retransmitted[i],
-            );
-            add(
-                &m.rtp_subscriber_lost_packets,
-                &l,
-                s.rtp_lost_by_subscribers[i],
-                old.rtp_lost_by_subscribers[i],
-            );
-            add(
-                &m.nacks_received,
-                &l,
-                s.nacks_received[i],
-                old.nacks_received[i],
-            );
-            add(&m.nacks_sent, &l, s.nacks_sent[i], old.nacks_sent[i]);
-            for reason in DropReason::ALL {
-                let (now, before) = (
-                    s.rtp_dropped_by_reason[i][reason as usize],
-                    old.rtp_dropped_by_reason[i][reason as usize],
-                );
-                add(
-                    &m.rtp_dropped_packets,
-                    &[w, kind, reason.as_str()],
-                    now,
-                    before,
-                );
-            }
             m.published_tracks
                 .with_label_values(&l)
                 .set(occupancy.published_tracks[i] as i64);
@@ -731,71 +444,6 @@ impl WorkerMetrics {
                 .with_label_values(&l)
                 .set(occupancy.subscribed_tracks[i] as i64);
         }
-        add(
-            &m.rtp_dropped_packets,
-            &[w, "unknown", "unknown_stream"],
-            unknown_stream_drops(s),
-            unknown_stream_drops(old),
-        );
-        add(&m.plis_received, &[w], s.plis_received, old.plis_received);
-        add(&m.firs_received, &[w], s.firs_received, old.firs_received);
-        add(
-            &m.keyframe_requests_sent,
-            &[w],
-            s.keyframe_requests_sent,
-            old.keyframe_requests_sent,
-        );
-        add(&m.joins, &[w], s.joins, old.joins);
-        for reason in LeaveReason::ALL {
-            let i = reason.index();
-            add(
-                &m.leaves,
-                &[w, reason.as_str()],
-                s.leaves_by_reason[i],
-                old.leaves_by_reason[i],
-            );
-        }
-        add(
-            &m.subscribe_offers,
-            &[w],
-            s.subscribe_offers,
-            old.subscribe_offers,
-        );
-        add(
-            &m.connections,
-            &[w],
-            s.subscribers_connected,
-            old.subscribers_connected,
-        );
-        add(&m.peer_errors, &[w], s.peer_errors, old.peer_errors);
-
-        let old_io = &self.folded_io;
-        add(
-            &m.worker_sent_datagrams,
-            &[w],
-            io.sent_datagrams,
-            old_io.sent_datagrams,
-        );
-        add(&m.worker_sent_bytes, &[w], io.sent_bytes, old_io.sent_bytes);
-        add(
-            &m.worker_dropped_datagrams,
-            &[w, "send_error"],
-            io.send_errors,
-            old_io.send_errors,
-        );
-        add(
-            &m.worker_dropped_datagrams,
-            &[w, "oversize"],
-            io.recv_truncated,
-            old_io.recv_truncated,
-        );
-        add(&m.worker_send_calls, &[w], io.send_calls, old_io.send_calls);
-        add(&m.worker_iterations, &[w], io.iterations, old_io.iterations);
-        let busy = io.busy.saturating_sub(old_io.busy).as_secs_f64();
-        if busy > 0.0 {
-            m.worker_busy.with_label_values(&[w]).inc_by(busy);
-        }
-
         m.rooms.with_label_values(&[w]).set(occupancy.rooms as i64);
         m.participants
             .with_label_values(&[w])
@@ -811,20 +459,6 @@ impl WorkerMetrics {
         self.forward_delay.flush();
         self.folded.clone_from(stats);
         self.folded_io.clone_from(io);
-    }
-}
-
-/// Drops counted in the total but not by reason: packets of no known track.
-fn unknown_stream_drops(s: &CoreStats) -> u64 {
-    let known: u64 = s.rtp_dropped_by_reason.iter().flatten().sum();
-    s.rtp_dropped.saturating_sub(known)
-}
-
-/// Adds the growth from `before` to `now` to the series `labels` of `vec`.
-fn add(vec: &IntCounterVec, labels: &[&str], now: u64, before: u64) {
-    let delta = now.saturating_sub(before);
-    if delta > 0 {
-        vec.with_label_values(labels).inc_by(delta);
     }
 }
 
@@ -852,89 +486,10 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
     )
 }
 
-/// The standard `process_*` metrics, read from `/proc/self` at scrape time
-/// (Linux only; elsewhere they stay at zero).
-struct ProcessMetrics {
-    cpu_seconds: Counter,
-    resident_memory: Gauge,
-    open_fds: Gauge,
-    threads: Gauge,
-    start_time: Gauge,
-}
-
-impl ProcessMetrics {
-    fn new(r: &Registry) -> Self {
-        let g = |name: &str, help: &str| reg(r, Gauge::with_opts(Opts::new(name, help)));
-        let p = ProcessMetrics {
-            cpu_seconds: reg(
-                r,
-                Counter::with_opts(Opts::new(
-                    "process_cpu_seconds_total",
-                    "Total user and system CPU time spent in seconds",
-                )),
-            ),
-            resident_memory: g(
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes",
-            ),
-            open_fds: g("process_open_fds", "Number of open file descriptors"),
-            threads: g("process_threads", "Number of OS threads in the process"),
-            start_time: g(
-                "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
-            ),
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        p.start_time.set(now.as_secs_f64());
-        p
-    }
-
-    fn refresh(&self) {
-        let Some(stat) = proc_stat() else {
-            return;
-        };
-        let grown = stat.cpu_seconds - self.cpu_seconds.get();
-        if grown > 0.0 {
-            self.cpu_seconds.inc_by(grown);
-        }
-        self.resident_memory.set(stat.resident_bytes);
-        self.threads.set(stat.threads);
-        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            self.open_fds.set(fds.count() as f64);
-        }
-    }
-}
-
-struct ProcStat {
-    cpu_seconds: f64,
-    resident_bytes: f64,
-    threads: f64,
-}
-
-/// Parses `/proc/self/stat` (see proc(5)); `None` where there is none.
-fn proc_stat() -> Option<ProcStat> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may contain spaces: split after its ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state), so field N is fields[N - 3].
-    let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
-    // USER_HZ is 100 on every Linux platform Cascade targets; the page size
-    // 4096 on x86_64 and most aarch64 kernels.
-    const TICKS_PER_SECOND: f64 = 100.0;
-    const PAGE_BYTES: f64 = 4096.0;
-    Some(ProcStat {
-        cpu_seconds: (field(14)? + field(15)?) / TICKS_PER_SECOND,
-        threads: field(20)?,
-        resident_bytes: field(24)? * PAGE_BYTES,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::stats::DropReason;
 
     fn sample_value(text: &str, series: &str) -> Option<f64> {
         text.lines()
@@ -1009,13 +564,5 @@ mod tests {
             sample_value(&text, r#"cascade_signal_sessions_total{kind="whip"}"#),
             Some(1.0)
         );
-    }
-
-    #[test]
-    fn process_metrics_read_proc_on_linux() {
-        if cfg!(target_os = "linux") {
-            let stat = proc_stat().expect("/proc/self/stat parses");
-            assert!(stat.resident_bytes > 0.0 && stat.threads >= 1.0);
-        }
     }
 }

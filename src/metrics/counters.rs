@@ -1,0 +1,264 @@
+//! The counters a worker folds: one table, [`definitions`], drives their
+//! registration, the series created at zero for dashboards, and the fold.
+//!
+//! A new counter is one entry here plus its increment in `CoreStats` or
+//! `WorkerIo`. Each entry names the metric, says what it counts, and reads
+//! its value for each series from a worker's plain totals; the fold adds the
+//! growth since the last fold.
+
+use prometheus::{IntCounterVec, Opts, Registry};
+
+use super::{reg, WorkerIo, KINDS};
+use crate::media::stats::{CoreStats, DropReason};
+use crate::media::LeaveReason;
+
+/// Reads one series' value from a worker's totals.
+type Read = Box<dyn Fn(&CoreStats, &WorkerIo) -> u64 + Send + Sync>;
+
+/// One labelled series of a counter (beside `worker`) and where its value
+/// comes from.
+pub struct Series {
+    labels: Vec<&'static str>,
+    read: Read,
+}
+
+/// A counter every worker feeds.
+pub struct CounterDef {
+    name: &'static str,
+    help: &'static str,
+    /// Label names beside `worker`.
+    labels: &'static [&'static str],
+    series: Vec<Series>,
+}
+
+/// Every per-worker counter Cascade exports.
+pub fn definitions() -> Vec<CounterDef> {
+    vec![
+        // media
+        worker("cascade_media_joins_total", "Participants that joined a room", |c, _| c.joins),
+        by_reason("cascade_media_leaves_total", "Participants that left, by reason", leave_reasons()),
+        worker("cascade_media_subscribe_offers_total", "Server-initiated subscribe offers (renegotiations)", |c, _| c.subscribe_offers),
+        worker("cascade_media_subscribe_connections_total", "Subscribe connections that came up (ICE + DTLS), WHEP viewers included", |c, _| c.subscribers_connected),
+        worker("cascade_media_peer_errors_total", "Peer connections that failed inside str0m (participant removed)", |c, _| c.peer_errors),
+        // rtp
+        by_kind("cascade_rtp_received_packets_total", "RTP packets received from publishers", |c, _| c.rtp_packets_in),
+        by_kind("cascade_rtp_received_bytes_total", "RTP payload bytes received from publishers", |c, _| c.rtp_bytes_in),
+        by_kind("cascade_rtp_forwarded_packets_total", "RTP packets forwarded, one per receiving subscriber", |c, _| c.rtp_packets_forwarded),
+        by_kind("cascade_rtp_forwarded_bytes_total", "RTP payload bytes forwarded, one copy per receiving subscriber", |c, _| c.rtp_bytes_forwarded),
+        by_kind("cascade_rtp_sent_packets_total", "RTP packets sent to subscribers including retransmissions (str0m stats, 1 s granularity)", |c, _| c.rtp_packets_sent),
+        by_kind("cascade_rtp_sent_bytes_total", "RTP payload bytes sent to subscribers including retransmissions (str0m stats, 1 s granularity)", |c, _| c.rtp_bytes_sent),
+        by_kind("cascade_rtp_retransmitted_packets_total", "RTP packets retransmitted to subscribers after NACKs", |c, _| c.rtp_retransmitted),
+        by_kind_and_reason("cascade_rtp_dropped_packets_total", "RTP packets not forwarded to a subscriber, by reason (kind unknown for unknown streams)", dropped_packets()),
+        by_kind("cascade_rtp_subscriber_lost_packets_total", "Packets subscribers reported lost in RTCP receiver reports", |c, _| c.rtp_lost_by_subscribers),
+        // rtcp
+        by_kind("cascade_rtcp_nacks_received_total", "NACKs received from subscribers", |c, _| c.nacks_received),
+        by_kind("cascade_rtcp_nacks_sent_total", "NACKs sent to publishers", |c, _| c.nacks_sent),
+        worker("cascade_rtcp_plis_received_total", "PLIs received from subscribers", |c, _| c.plis_received),
+        worker("cascade_rtcp_firs_received_total", "FIRs received from subscribers", |c, _| c.firs_received),
+        worker("cascade_rtcp_keyframe_requests_sent_total", "Keyframe requests (PLI) sent to publishers, after throttling", |c, _| c.keyframe_requests_sent),
+        // workers
+        worker("cascade_worker_received_datagrams_total", "UDP datagrams a media worker received", |c, _| c.datagrams_in),
+        worker("cascade_worker_received_bytes_total", "UDP bytes a media worker received", |c, _| c.bytes_in),
+        worker("cascade_worker_sent_datagrams_total", "UDP datagrams a media worker sent", |_, io| io.sent_datagrams),
+        worker("cascade_worker_sent_bytes_total", "UDP bytes a media worker sent", |_, io| io.sent_bytes),
+        by_reason("cascade_worker_dropped_datagrams_total", "UDP datagrams dropped: unroutable, malformed or oversize on receive, send_error on send", vec![
+            ("unroutable", Box::new(|c: &CoreStats, _: &WorkerIo| c.datagrams_unroutable) as Read),
+            ("malformed", Box::new(|c: &CoreStats, _: &WorkerIo| c.datagrams_malformed)),
+            ("oversize", Box::new(|_: &CoreStats, io: &WorkerIo| io.recv_truncated)),
+            ("send_error", Box::new(|_: &CoreStats, io: &WorkerIo| io.send_errors)),
+        ]),
+        worker("cascade_worker_send_calls_total", "Send system calls a media worker made (sent datagrams / calls = batching)", |_, io| io.send_calls),
+        worker("cascade_worker_loop_iterations_total", "Event loop iterations of a media worker", |_, io| io.iterations),
+    ]
+}
+
+/// A counter with one series per worker.
+fn worker(
+    name: &'static str,
+    help: &'static str,
+    read: fn(&CoreStats, &WorkerIo) -> u64,
+) -> CounterDef {
+    let series = vec![Series {
+        labels: Vec::new(),
+        read: Box::new(read),
+    }];
+    CounterDef {
+        name,
+        help,
+        labels: &[],
+        series,
+    }
+}
+
+/// A counter with one series per worker and media kind.
+fn by_kind(
+    name: &'static str,
+    help: &'static str,
+    read: fn(&CoreStats, &WorkerIo) -> [u64; 2],
+) -> CounterDef {
+    let series = KINDS
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| Series {
+            labels: vec![*kind],
+            read: Box::new(move |c, io| read(c, io)[i]),
+        })
+        .collect();
+    CounterDef {
+        name,
+        help,
+        labels: &["kind"],
+        series,
+    }
+}
+
+/// A counter with one series per worker and reason.
+fn by_reason(
+    name: &'static str,
+    help: &'static str,
+    reasons: Vec<(&'static str, Read)>,
+) -> CounterDef {
+    let series = reasons
+        .into_iter()
+        .map(|(reason, read)| Series {
+            labels: vec![reason],
+            read,
+        })
+        .collect();
+    CounterDef {
+        name,
+        help,
+        labels: &["reason"],
+        series,
+    }
+}
+
+/// A counter with one series per worker, kind and reason.
+fn by_kind_and_reason(
+    name: &'static str,
+    help: &'static str,
+    series: Vec<(&'static str, &'static str, Read)>,
+) -> CounterDef {
+    let series = series
+        .into_iter()
+        .map(|(kind, reason, read)| Series {
+            labels: vec![kind, reason],
+            read,
+        })
+        .collect();
+    CounterDef {
+        name,
+        help,
+        labels: &["kind", "reason"],
+        series,
+    }
+}
+
+fn leave_reasons() -> Vec<(&'static str, Read)> {
+    LeaveReason::ALL
+        .iter()
+        .map(|reason| {
+            let i = reason.index();
+            let read: Read = Box::new(move |c, _| c.leaves_by_reason[i]);
+            (reason.as_str(), read)
+        })
+        .collect()
+}
+
+/// Drops by kind and reason, plus those of no known track (`unknown`,
+/// `unknown_stream`): counted in the total but not by reason.
+fn dropped_packets() -> Vec<(&'static str, &'static str, Read)> {
+    let mut series: Vec<(&'static str, &'static str, Read)> = Vec::new();
+    for (k, kind) in KINDS.iter().enumerate() {
+        for reason in DropReason::ALL {
+            let r = reason as usize;
+            series.push((
+                kind,
+                reason.as_str(),
+                Box::new(move |c, _| c.rtp_dropped_by_reason[k][r]),
+            ));
+        }
+    }
+    series.push((
+        "unknown",
+        "unknown_stream",
+        Box::new(|c, _| {
+            let known: u64 = c.rtp_dropped_by_reason.iter().flatten().sum();
+            c.rtp_dropped.saturating_sub(known)
+        }),
+    ));
+    series
+}
+
+/// The registered counters of [`definitions`].
+pub struct WorkerCounters {
+    counters: Vec<(CounterDef, IntCounterVec)>,
+}
+
+impl WorkerCounters {
+    /// Registers every counter and creates its series at zero for `workers`.
+    pub fn register(r: &Registry, workers: usize) -> Self {
+        let counters: Vec<_> = definitions()
+            .into_iter()
+            .map(|def| {
+                let mut labels = vec!["worker"];
+                labels.extend_from_slice(def.labels);
+                let vec = reg(
+                    r,
+                    IntCounterVec::new(Opts::new(def.name, def.help), &labels),
+                );
+                (def, vec)
+            })
+            .collect();
+        for w in 0..workers {
+            let w = w.to_string();
+            for (def, vec) in &counters {
+                for series in &def.series {
+                    vec.with_label_values(&series_labels(&w, series));
+                }
+            }
+        }
+        WorkerCounters { counters }
+    }
+
+    /// Adds the growth from `old` to `new` totals of `worker`.
+    pub fn fold(
+        &self,
+        worker: &str,
+        (new, new_io): (&CoreStats, &WorkerIo),
+        (old, old_io): (&CoreStats, &WorkerIo),
+    ) {
+        for (def, vec) in &self.counters {
+            for series in &def.series {
+                let delta = (series.read)(new, new_io).saturating_sub((series.read)(old, old_io));
+                if delta > 0 {
+                    vec.with_label_values(&series_labels(worker, series))
+                        .inc_by(delta);
+                }
+            }
+        }
+    }
+}
+
+fn series_labels<'a>(worker: &'a str, series: &'a Series) -> Vec<&'a str> {
+    let mut labels = Vec::with_capacity(1 + series.labels.len());
+    labels.push(worker);
+    labels.extend_from_slice(&series.labels);
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_defined_once_with_a_total_suffix() {
+        let defs = definitions();
+        let mut names: Vec<&str> = defs.iter().map(|d| d.name).collect();
+        assert!(names.iter().all(|n| n.ends_with("_total")), "{names:?}");
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), defs.len(), "names are unique");
+        assert!(defs.iter().all(|d| !d.series.is_empty()));
+    }
+}
