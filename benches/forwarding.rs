@@ -75,11 +75,11 @@ impl Fanout {
         if !connected {
             for c in &sim.clients {
                 eprintln!(
-                    "{}: publish {:?} subscribe {:?} removed {}",
+                    "{}: publish {:?} subscribe {:?} removal {:?}",
                     c.name,
                     c.publish.as_ref().map(|p| p.connected),
                     c.subscribe.as_ref().map(|p| p.connected),
-                    c.removed
+                    c.removal
                 );
             }
         }

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cascade::media::{
-    CoreConfig, CoreEvent, DisplayName, JoinRequest, MediaCore, ParticipantEvent, ParticipantId,
-    ParticipantMode, RoomName,
+    CoreConfig, CoreEvent, DisplayName, JoinRequest, LeaveReason, MediaCore, ParticipantEvent,
+    ParticipantId, ParticipantMode, RoomName,
 };
 use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
@@ -52,7 +52,10 @@ pub struct SimClient {
     pub subscribed: HashMap<Mid, SubscribedTrack>,
     pub received: Vec<Received>,
     pub keyframe_requests: usize,
-    pub removed: bool,
+    /// Why the core removed this participant, once it has.
+    pub removal: Option<LeaveReason>,
+    /// Never answers subscribe offers (a client that joins and goes quiet).
+    pub silent: bool,
     sent: u64,
 }
 
@@ -88,6 +91,8 @@ pub type DropFilter = Box<dyn FnMut(&Transmit) -> bool>;
 pub struct Sim {
     pub now: Instant,
     pub core: MediaCore,
+    /// The settings `core` runs with.
+    pub core_config: CoreConfig,
     pub server_addr: SocketAddr,
     pub clients: Vec<SimClient>,
     network: VecDeque<InFlight>,
@@ -110,11 +115,19 @@ impl Default for Sim {
 
 impl Sim {
     pub fn new() -> Self {
+        Sim::with_config(|_| {})
+    }
+
+    /// A simulation whose core runs with settings `adjust` changed.
+    pub fn with_config(adjust: impl FnOnce(&mut CoreConfig)) -> Self {
         let now = Instant::now();
         let server_addr: SocketAddr = "127.0.0.1:3478".parse().unwrap();
+        let mut core_config = CoreConfig::new(server_addr);
+        adjust(&mut core_config);
         Sim {
             now,
-            core: MediaCore::new(CoreConfig::new(server_addr), now),
+            core: MediaCore::new(core_config.clone(), now),
+            core_config,
             server_addr,
             clients: Vec::new(),
             network: VecDeque::new(),
@@ -143,7 +156,12 @@ impl Sim {
     /// Joins `names` into one room, publishes from each, and waits until
     /// every client's connections are up.
     pub fn room_of(names: &[&str]) -> Sim {
-        let mut sim = Sim::new();
+        Sim::room_of_with(names, |_| {})
+    }
+
+    /// [`Sim::room_of`] with core settings `adjust` changed.
+    pub fn room_of_with(names: &[&str], adjust: impl FnOnce(&mut CoreConfig)) -> Sim {
+        let mut sim = Sim::with_config(adjust);
         for name in names {
             let i = sim.join("room", name);
             sim.publish(i);
@@ -160,6 +178,10 @@ impl Sim {
 
     /// A new participant joins `room`; returns its index in `clients`.
     pub fn join(&mut self, room: &str, name: &str) -> usize {
+        self.add_client(room, name, false)
+    }
+
+    fn add_client(&mut self, room: &str, name: &str, silent: bool) -> usize {
         let id = ParticipantId::random();
         let server_rtc = cascade::media::server_rtc(self.now);
         let request = JoinRequest {
@@ -179,7 +201,8 @@ impl Sim {
             subscribed: HashMap::new(),
             received: Vec::new(),
             keyframe_requests: 0,
-            removed: false,
+            removal: None,
+            silent,
             sent: 0,
         });
         let index = self.clients.len() - 1;
@@ -210,6 +233,20 @@ impl Sim {
         client.publish = Some(pc);
         client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
         self.pump();
+    }
+
+    /// A participant joins `room` and then does nothing: it never answers
+    /// its subscribe offer, so none of its connections ever comes up.
+    pub fn join_silent(&mut self, room: &str, name: &str) -> usize {
+        self.add_client(room, name, true)
+    }
+
+    /// The client's machine drops off the network: its connections stop
+    /// without a word to the server.
+    pub fn vanish(&mut self, index: usize) {
+        let client = &mut self.clients[index];
+        client.publish = None;
+        client.subscribe = None;
     }
 
     /// Leaves (as if the WebSocket closed).
@@ -396,8 +433,8 @@ impl Sim {
                 let Some(index) = self.clients.iter().position(|c| c.id == to) else {
                     continue;
                 };
-                if matches!(event, ParticipantEvent::Removed(_)) {
-                    self.clients[index].removed = true;
+                if let ParticipantEvent::Removed(reason) = event {
+                    self.clients[index].removal = Some(reason);
                 }
                 // Clients see what a WebSocket client would be sent.
                 let Some(message) = server_message(event) else {
@@ -418,6 +455,9 @@ impl Sim {
     }
 
     fn answer_subscribe_offer(&mut self, index: usize, sdp: &str, tracks: Vec<SubscribedTrack>) {
+        if self.clients[index].silent {
+            return;
+        }
         if self.clients[index].subscribe.is_none() {
             let pc = self.client_pc();
             self.clients[index].subscribe = Some(pc);
@@ -544,6 +584,12 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
             }
         }
     }
+}
+
+/// The counter [`Sim::send_media`] wrote into a payload (`name:kind:N:`).
+pub fn counter_of(payload: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(&payload[..40.min(payload.len())]).to_string();
+    text.split(':').nth(2).unwrap().parse().unwrap()
 }
 
 /// The codec `rtc` has configured for payload type `pt`.
