@@ -3,7 +3,13 @@
 //! str0m 0.25's built-in DTLS (dimpl) only speaks ECDSA, so a peer whose
 //! certificate is RSA (stock GStreamer 1.22 `webrtcbin`, older libwebrtc
 //! builds, many embedded stacks) fails with "no client certificate received".
-//! OpenSSL accepts any key type. This module owns:
+//! OpenSSL accepts any key type. It exists only because of that gap: the
+//! `openssl` feature of str0m (the `str0m-openssl` 0.7 crate) would take RSA
+//! peers too, but it does not resolve from the crates.io registry Cascade
+//! builds from. What would replace this module: that feature once it
+//! resolves, or RSA support in dimpl; either makes this module and its
+//! OpenSSL dependency go, with `tests/dtls_rsa.rs` as the check. This
+//! module owns:
 //!
 //! - [`crypto_provider`]: the [`CryptoProvider`] every server `Rtc` uses —
 //!   str0m's default (aws-lc-rs) SRTP, HMAC and hashes, with DTLS swapped for

@@ -119,14 +119,13 @@ async fn whip_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    let name = query.name.unwrap_or_else(|| "WHIP".to_string());
     let mode = ParticipantMode::PublishOnly;
     create(
         &state,
         SessionKind::Whip,
         &room,
         mode,
-        &name,
+        query,
         &headers,
         &body,
     )
@@ -141,14 +140,13 @@ async fn whep_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    let name = query.name.unwrap_or_else(|| "WHEP viewer".to_string());
     let mode = ParticipantMode::Viewer { follow: None };
     create(
         &state,
         SessionKind::Whep,
         &room,
         mode,
-        &name,
+        query,
         &headers,
         &body,
     )
@@ -163,7 +161,6 @@ async fn whep_post_follow(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    let name = query.name.unwrap_or_else(|| "WHEP viewer".to_string());
     let follow = participant
         .parse::<ParticipantId>()
         .map_err(|()| HttpError::new(StatusCode::NOT_FOUND, "no such participant in this room"))?;
@@ -175,7 +172,7 @@ async fn whep_post_follow(
         SessionKind::Whep,
         &room,
         mode,
-        &name,
+        query,
         &headers,
         &body,
     )
@@ -188,11 +185,12 @@ async fn create(
     kind: SessionKind,
     room: &str,
     mode: ParticipantMode,
-    name: &str,
+    query: NameQuery,
     headers: &HeaderMap,
     body: &[u8],
 ) -> HttpResult {
     require_content_type(headers, SDP)?;
+    let name = query.name.as_deref().unwrap_or(kind.default_name());
     let room = RoomName::parse(room)
         .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let name = DisplayName::parse(name)

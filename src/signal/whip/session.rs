@@ -24,6 +24,14 @@ impl SessionKind {
         }
     }
 
+    /// The display name of a session that gives none.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            SessionKind::Whip => "WHIP",
+            SessionKind::Whep => "WHEP viewer",
+        }
+    }
+
     /// The connection the client offers.
     pub fn role(self) -> PeerRole {
         match self {
