@@ -161,21 +161,14 @@ impl MediaCore {
             ParticipantMode::Full => return Err(JoinError::WrongMode),
         };
         self.check_join(&request)?;
-        let key = self
-            .add_peer(rtc, request.id, role)
-            .map_err(JoinError::Setup)?;
-        let accepted = match self.scheduler.get_mut(key) {
-            Some(peer) => peer.rtc.sdp_api().accept_offer(offer),
-            None => return Err(JoinError::Setup("connection vanished".into())),
-        };
-        let answer = match accepted {
-            Ok(answer) => answer,
-            Err(e) => {
-                self.scheduler.remove(key);
-                self.demux.remove(key);
-                return Err(JoinError::InvalidSdp(e.to_string()));
-            }
-        };
+        // Answer before the connection joins the core: a rejected offer then
+        // has nothing to undo.
+        let mut rtc = self.with_host_candidate(rtc).map_err(JoinError::Setup)?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| JoinError::InvalidSdp(e.to_string()))?;
+        let key = self.insert_peer(rtc, request.id, role);
         let (subscribe, publish) = match role {
             PeerRole::Publish => (None, Some(key)),
             PeerRole::Subscribe => (Some(key), None),
@@ -343,23 +336,22 @@ impl MediaCore {
             stats.datagrams_malformed += 1;
             return;
         };
-        let Some(peer) = self.scheduler.get_mut(key) else {
-            return;
-        };
-        if peer.awaiting_answer && stun_local_ufrag(datagram).is_some() {
-            if peer.early_stun.len() < MAX_EARLY_STUN {
-                peer.early_stun.push((source, datagram.to_vec()));
-            }
-            tracing::debug!(%source, held = peer.early_stun.len(), "ICE check before the answer: held");
-            return;
-        }
         let receive = Receive {
             proto: Protocol::Udp,
             source,
             destination: self.config.candidate_addr,
             contents,
         };
-        self.scheduler.drive(key, now, Input::Receive(now, receive));
+        self.scheduler.drive(key, now, |peer| {
+            if peer.awaiting_answer && stun_local_ufrag(datagram).is_some() {
+                if peer.early_stun.len() < MAX_EARLY_STUN {
+                    peer.early_stun.push((source, datagram.to_vec()));
+                }
+                tracing::debug!(%source, held = peer.early_stun.len(), "ICE check before the answer: held");
+                return None;
+            }
+            Some(Input::Receive(now, receive))
+        });
         self.process_events(now);
     }
 
@@ -461,11 +453,6 @@ impl MediaCore {
     /// Number of rooms currently on this core.
     pub fn room_count(&self) -> usize {
         self.members.rooms.len()
-    }
-
-    /// Whether `room` has anyone on this core.
-    pub fn hosts(&self, room: &RoomName) -> bool {
-        self.members.rooms.contains_key(room)
     }
 
     /// Number of live peer connections (for leak checks).

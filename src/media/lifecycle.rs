@@ -92,20 +92,37 @@ impl MediaCore {
         self.negotiate(id);
     }
 
+    /// Gives `rtc` the core's host candidate and hands it to the scheduler.
     pub(super) fn add_peer(
+        &mut self,
+        rtc: Rtc,
+        owner: ParticipantId,
+        role: PeerRole,
+    ) -> Result<PeerKey, String> {
+        let rtc = self.with_host_candidate(rtc)?;
+        Ok(self.insert_peer(rtc, owner, role))
+    }
+
+    /// `rtc` with the core's host candidate, which its answers then carry.
+    pub(super) fn with_host_candidate(&self, mut rtc: Rtc) -> Result<Rtc, String> {
+        let candidate =
+            Candidate::host(self.config.candidate_addr, "udp").map_err(|e| e.to_string())?;
+        rtc.add_local_candidate(candidate);
+        Ok(rtc)
+    }
+
+    /// Hands a prepared `rtc` to the scheduler and the demux.
+    pub(super) fn insert_peer(
         &mut self,
         mut rtc: Rtc,
         owner: ParticipantId,
         role: PeerRole,
-    ) -> Result<PeerKey, String> {
-        let candidate =
-            Candidate::host(self.config.candidate_addr, "udp").map_err(|e| e.to_string())?;
-        rtc.add_local_candidate(candidate);
+    ) -> PeerKey {
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         tracing::debug!(%ufrag, ?role, "peer added");
         let key = self.scheduler.insert(Peer::new(rtc, owner, role));
         self.demux.insert(ufrag, key);
-        Ok(key)
+        key
     }
 
     pub(super) fn remove_participant(&mut self, id: ParticipantId, reason: LeaveReason) {

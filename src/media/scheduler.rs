@@ -8,7 +8,8 @@
 //! three structures that make that cheap and the one function that does it:
 //!
 //! - [`Scheduler::drive`]: feed one input to one peer, drain it, re-arm its
-//!   deadline (or record that str0m failed it);
+//!   deadline (or record that str0m failed it); every other method feeds
+//!   peers through it;
 //! - the deadline heap: [`Scheduler::run_due`] drives every peer whose
 //!   deadline passed;
 //! - the dirty set: peers touched since the last flush (a packet written
@@ -93,8 +94,19 @@ impl Scheduler {
     /// str0m fails the peer, its owner is recorded for
     /// [`Scheduler::take_failed`]: one broken peer must not take the worker
     /// down.
-    pub fn drive(&mut self, key: PeerKey, now: Instant, input: Input<'_>) {
+    ///
+    /// `input` sees the peer first and says what to feed it, or nothing (the
+    /// callers' checks of the peer's own state), so a peer is looked up once.
+    pub fn drive<'a>(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        input: impl FnOnce(&mut Peer) -> Option<Input<'a>>,
+    ) {
         let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(input) = input(peer) else {
             return;
         };
         let result = peer
@@ -122,14 +134,14 @@ impl Scheduler {
                 break;
             }
             self.deadlines.pop();
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue; // removed since
-            };
-            if peer.scheduled != Some(at) {
-                continue; // stale entry: re-armed since
-            }
-            peer.scheduled = None;
-            self.drive(key, now, Input::Timeout(now));
+            // A removed peer is skipped by `drive`, a re-armed one here.
+            self.drive(key, now, |peer| {
+                if peer.scheduled != Some(at) {
+                    return None; // stale entry: re-armed since
+                }
+                peer.scheduled = None;
+                Some(Input::Timeout(now))
+            });
         }
     }
 
@@ -143,11 +155,10 @@ impl Scheduler {
         }
         let mut batch = std::mem::take(&mut self.dirty);
         for key in batch.drain(..) {
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            peer.dirty = false;
-            self.drive(key, now, Input::Timeout(now));
+            self.drive(key, now, |peer| {
+                peer.dirty = false;
+                Some(Input::Timeout(now))
+            });
         }
         if self.dirty.is_empty() {
             self.dirty = batch; // keep the allocation

@@ -182,8 +182,7 @@ impl<'a> WorkerClient<'a> {
         self,
         command: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Command,
     ) -> Result<T, WorkerError<E>> {
-        self.send(command)
-            .await?
+        self.send(command)?
             .await
             .map_err(|_| WorkerError::Stopped)?
             .map_err(WorkerError::Rejected)
@@ -194,11 +193,11 @@ impl<'a> WorkerClient<'a> {
         timeout: Duration,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Option<T> {
-        let response = self.send::<T, ()>(command).await.ok()?;
+        let response = self.send::<T, ()>(command).ok()?;
         tokio::time::timeout(timeout, response).await.ok()?.ok()
     }
 
-    async fn send<T, E>(
+    fn send<T, E>(
         self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<oneshot::Receiver<T>, WorkerError<E>> {
