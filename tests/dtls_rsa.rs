@@ -43,7 +43,7 @@ impl Pair {
     /// Negotiates one send-only audio m-line from `client` to a Cascade
     /// server `Rtc`; `tamper` may edit the offer on its way.
     fn new(mut client: Rtc, now: Instant, tamper: impl FnOnce(String) -> String) -> Self {
-        let mut server = cascade::media::server_rtc(now);
+        let mut server = cascade::media::server_rtc(now, cascade::media::PeerRole::Publish);
         client.add_local_candidate(Candidate::host(CLIENT.parse().unwrap(), "udp").unwrap());
         server.add_local_candidate(Candidate::host(SERVER.parse().unwrap(), "udp").unwrap());
 

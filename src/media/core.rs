@@ -28,15 +28,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::Mid;
+use str0m::media::{MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceCreds, Input, Rtc};
 
 use super::demux::{stun_local_ufrag, Demux};
-use super::errors::{AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError};
+use super::errors::{
+    AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
+};
 use super::events::{CoreEvent, ParticipantEvent};
-use super::ids::{DisplayName, ParticipantId, PeerKey, RoomName};
-use super::membership::{Membership, ParticipantMode};
+use super::ids::{DisplayName, ParticipantId, PeerKey, RoomName, TrackId};
+use super::membership::{Membership, ParticipantMode, VideoPreference};
 use super::peer::{PeerRole, MAX_EARLY_STUN};
 use super::scheduler::Scheduler;
 use super::stats::{CoreStats, Sample, Telemetry};
@@ -97,6 +99,11 @@ pub struct MediaCore {
     /// str0m events taken from the scheduler, being handled (reused buffer).
     rtc_events: Vec<(PeerKey, Event)>,
     pub(super) events: VecDeque<CoreEvent>,
+    /// A publisher's simulcast layer started or stopped since the last
+    /// allocation round.
+    pub(super) layers_changed: bool,
+    /// When every subscriber's allocation is redone next.
+    pub(super) next_allocation: Instant,
 }
 
 impl MediaCore {
@@ -114,6 +121,8 @@ impl MediaCore {
             removals: Vec::new(),
             rtc_events: Vec::new(),
             events: VecDeque::new(),
+            layers_changed: false,
+            next_allocation: now,
         }
     }
 
@@ -301,6 +310,34 @@ impl MediaCore {
                 participant,
                 track,
             });
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// How `id` shows remote video `track` (adaptive stream): the layer it
+    /// gets is capped to the size, and nothing is sent while it is hidden.
+    pub fn set_video_preference(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        track: TrackId,
+        preference: VideoPreference,
+    ) -> Result<(), PreferenceError> {
+        let p = self
+            .members
+            .participants
+            .get_mut(&id)
+            .ok_or(PreferenceError::NotJoined)?;
+        let sub = p
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.kind == MediaKind::Video && s.source.is_some_and(|s| s.track == track))
+            .ok_or_else(|| PreferenceError::UnknownTrack(track.to_string()))?;
+        if sub.preference != preference {
+            sub.preference = preference;
+            self.allocate_for(now, id);
+            self.update_dynacast();
         }
         self.flush(now);
         Ok(())

@@ -4,12 +4,16 @@
 //! RTP from a publish connection goes to the forwarder, a keyframe request
 //! on a subscribe connection to `keyframes`, m-lines appearing on a publish
 //! connection to `tracks`, on a WHEP viewer's subscribe connection to
-//! `viewer`, statistics to the telemetry, connection state to the
-//! participant's life (`lifecycle`). Nothing is decided here.
+//! `viewer`, simulcast layers starting and stopping to `simulcast`, a
+//! subscribe connection's bandwidth estimate to the `allocator`, statistics
+//! to the telemetry, connection state to the participant's life
+//! (`lifecycle`). Nothing is decided here.
 
 use std::time::Instant;
 
-use str0m::{Event, IceConnectionState};
+use str0m::bwe::BweKind;
+use str0m::media::{Mid, Rid, Rids};
+use str0m::{Event, IceConnectionState, Rtc};
 
 use super::core::MediaCore;
 use super::errors::LeaveReason;
@@ -55,12 +59,20 @@ impl MediaCore {
                 }
             }
             (PeerRole::Publish, Event::MediaAdded(added)) => {
-                self.on_publish_media(owner, added.mid, added.kind, added.direction)
+                let rids = receive_rids(&peer.rtc, added.mid);
+                self.on_publish_media(owner, added.mid, added.kind, added.direction, &rids)
             }
             (PeerRole::Publish, Event::MediaChanged(changed)) => {
                 if let Some(kind) = peer.rtc.media(changed.mid).map(|m| m.kind()) {
-                    self.on_publish_media(owner, changed.mid, kind, changed.direction);
+                    let rids = receive_rids(&peer.rtc, changed.mid);
+                    self.on_publish_media(owner, changed.mid, kind, changed.direction, &rids);
                 }
+            }
+            (PeerRole::Publish, Event::StreamPaused(paused)) => {
+                self.on_layer_paused(owner, paused.mid, paused.rid, !paused.paused)
+            }
+            (PeerRole::Subscribe, Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })) => {
+                self.on_estimate(now, owner, estimate)
             }
             // A WHEP viewer offered an m-line to receive on.
             (PeerRole::Subscribe, Event::MediaAdded(added)) => {
@@ -108,5 +120,14 @@ impl MediaCore {
             }
             _ => {}
         }
+    }
+}
+
+/// The simulcast rids a publish m-line receives, in SDP order (none without
+/// simulcast).
+fn receive_rids(rtc: &Rtc, mid: Mid) -> Vec<Rid> {
+    match rtc.media(mid).map(|m| m.rids_rx()) {
+        Some(Rids::Specific(rids)) => rids.clone(),
+        _ => Vec::new(),
     }
 }

@@ -115,3 +115,12 @@ pub enum MuteError {
     #[error("no published track has mid {0:?}")]
     UnknownTrack(String),
 }
+
+/// Why a video preference was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PreferenceError {
+    #[error("not joined")]
+    NotJoined,
+    #[error("no remote video {0:?} is subscribed")]
+    UnknownTrack(String),
+}

@@ -60,6 +60,23 @@ pub enum ParticipantEvent {
         participant: ParticipantId,
         track: TrackId,
     },
+    /// A remote video is no longer forwarded to you.
+    TrackPaused {
+        participant: ParticipantId,
+        track: TrackId,
+        reason: PauseReason,
+    },
+    /// A remote video paused earlier is forwarded again (from its next keyframe).
+    TrackResumed {
+        participant: ParticipantId,
+        track: TrackId,
+    },
+    /// Dynacast: which simulcast layers (by rid) of your video on publish
+    /// m-line `mid` any subscriber needs.
+    PublishLayers {
+        mid: Mid,
+        layers: Vec<(String, bool)>,
+    },
     /// A new offer for your subscribe connection, awaiting your answer.
     SubscribeOffer {
         offer: SdpOffer,
@@ -67,6 +84,15 @@ pub enum ParticipantEvent {
     },
     /// You are no longer in the room. Always the last event a participant gets.
     Removed(LeaveReason),
+}
+
+/// Why a subscriber's video was paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseReason {
+    /// Even its lowest layer does not fit the subscriber's bandwidth estimate.
+    Bandwidth,
+    /// Its publisher sends no layer the subscriber may receive.
+    Publisher,
 }
 
 /// Output of the core for the control plane.

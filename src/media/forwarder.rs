@@ -10,13 +10,17 @@
 
 use std::time::Instant;
 
-use str0m::rtp::RtpPacket;
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use str0m::rtp::{RtpPacket, Ssrc, Vp8Descriptor};
 
 use super::core::MediaCore;
-use super::downtrack::SourcePacket;
+use super::downtrack::{Forwarded, SourcePacket};
 use super::ids::{ParticipantId, PeerKey};
-use super::membership::TrackRef;
+use super::membership::{Participant, TrackRef};
+use super::peer::Peer;
 use super::rewrite::forwarded_extensions;
+use super::simulcast::{starts_keyframe, vp8_descriptor_len, vp8_keyframe_size, Layer, MAX_LAYERS};
 use super::stats::DropReason;
 
 impl MediaCore {
@@ -35,25 +39,9 @@ impl MediaCore {
         let Some(peer) = self.scheduler.get_mut(publisher_key) else {
             return;
         };
-        let ssrc = packet.header.ssrc;
-        let index = match publisher
-            .published
-            .iter()
-            .position(|t| t.ssrcs.contains(&ssrc))
-        {
-            Some(i) => i,
-            None => {
-                let Some(mid) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
-                    self.telemetry.stats.rtp_dropped += 1;
-                    return;
-                };
-                let Some(i) = publisher.published.iter().position(|t| t.mid == mid) else {
-                    self.telemetry.stats.rtp_dropped += 1;
-                    return;
-                };
-                publisher.published[i].ssrcs.push(ssrc);
-                i
-            }
+        let Some((index, layer)) = locate(publisher, peer, packet.header.ssrc) else {
+            self.telemetry.stats.rtp_dropped += 1;
+            return;
         };
         let track = &mut publisher.published[index];
         let pt = packet.header.payload_type;
@@ -76,11 +64,35 @@ impl MediaCore {
                 *params
             }
         };
+        let kind = track.kind;
+        let simulcast = track.layers.len() > 1;
+        let source_layer = &mut track.layers[layer];
+        let starts_frame = source_layer.on_packet(packet.header.timestamp, packet.payload.len());
+        if !source_layer.flowing {
+            source_layer.flowing = true;
+            self.layers_changed = true;
+        }
+        let codec = params.spec().codec;
+        let (keyframe, vp8) = match kind {
+            MediaKind::Audio => (false, None),
+            MediaKind::Video => {
+                let keyframe = starts_keyframe(codec, &packet.payload, starts_frame);
+                let vp8 = match codec {
+                    Codec::Vp8 => Vp8Descriptor::parse(&packet.payload).ok(),
+                    _ => None,
+                };
+                if keyframe && vp8.is_some() {
+                    source_layer.size = vp8_descriptor_len(&packet.payload)
+                        .and_then(|len| vp8_keyframe_size(&packet.payload, len))
+                        .or(source_layer.size);
+                }
+                (keyframe, vp8)
+            }
+        };
         let source = TrackRef {
             participant: owner,
             track: track.id,
         };
-        let kind = track.kind;
         self.telemetry
             .stats
             .count_rtp_in(kind, packet.payload.len());
@@ -93,6 +105,10 @@ impl MediaCore {
             kind,
             params: &params,
             extensions: &extensions,
+            layer,
+            simulcast,
+            keyframe,
+            vp8,
         };
         for &subscriber_id in &self.fanout {
             let Some(subscriber) = self.members.participants.get_mut(&subscriber_id) else {
@@ -114,9 +130,18 @@ impl MediaCore {
             let Some(peer) = self.scheduler.get_mut(key) else {
                 continue;
             };
-            if let Err(reason) = sub.down.forward(&mut peer.rtc, mid, &source_packet) {
-                self.telemetry.stats.count_dropped(kind, reason);
-                continue;
+            match sub.down.forward(&mut peer.rtc, mid, &source_packet) {
+                Ok(Forwarded::Skipped) => continue,
+                Ok(Forwarded::Sent) => {}
+                Ok(Forwarded::Switched { from, to }) => match from {
+                    Some(from) if to > from => self.telemetry.stats.layer_switches_up += 1,
+                    Some(_) => self.telemetry.stats.layer_switches_down += 1,
+                    None => {}
+                },
+                Err(reason) => {
+                    self.telemetry.stats.count_dropped(kind, reason);
+                    continue;
+                }
             }
             self.unflushed_writes += 1;
             self.telemetry
@@ -124,4 +149,40 @@ impl MediaCore {
             self.scheduler.mark_dirty(key);
         }
     }
+}
+
+/// Which of `publisher`'s tracks and layers SSRC `ssrc` carries: known
+/// SSRCs by a short scan, a new one from str0m's mid/rid binding (learnt
+/// once per SSRC).
+fn locate(publisher: &mut Participant, peer: &mut Peer, ssrc: Ssrc) -> Option<(usize, usize)> {
+    for (t, track) in publisher.published.iter().enumerate() {
+        if let Some(l) = track.layers.iter().position(|l| l.ssrc == Some(ssrc)) {
+            return Some((t, l));
+        }
+    }
+    let (mid, rid) = {
+        let mut api = peer.rtc.direct_api();
+        let stream = api.stream_rx(&ssrc)?;
+        (stream.mid(), stream.rid())
+    };
+    let t = publisher.published.iter().position(|t| t.mid == mid)?;
+    let layers = &mut publisher.published[t].layers;
+    let l = match layers.iter().position(|l| l.rid == rid) {
+        Some(l) => l,
+        // Rids the SDP did not list up front (str0m accepted them): a
+        // single unbound layer takes the rid, else it joins at the top.
+        None if rid.is_some() && layers.len() == 1 && layers[0].ssrc.is_none() => {
+            layers[0].rid = rid;
+            0
+        }
+        None if rid.is_some() && layers.len() < MAX_LAYERS => {
+            layers.push(Layer::new(rid));
+            layers.len() - 1
+        }
+        None => return None,
+    };
+    // A layer's SSRC may change (the publisher restarted its encoder); the
+    // down tracks rebase on the new one.
+    layers[l].ssrc = Some(ssrc);
+    Some((t, l))
 }

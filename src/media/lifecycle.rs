@@ -179,6 +179,7 @@ impl MediaCore {
                 self.removals.push((p.id, LeaveReason::IceDisconnected));
             }
         }
+        self.simulcast_round(now);
         self.send_deferred_keyframe_requests(now);
         for peer in self.scheduler.peers() {
             if !peer.rtc.is_alive() {

@@ -12,13 +12,14 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
-use str0m::media::{MediaKind, Mid, Pt};
-use str0m::rtp::Ssrc;
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 
+use super::allocator::AllocatorState;
 use super::downtrack::DownTrack;
-use super::events::{OfferedTrack, ParticipantSummary, TrackSummary};
+use super::events::{OfferedTrack, ParticipantSummary, PauseReason, TrackSummary};
 use super::ids::{DisplayName, ParticipantId, PeerKey, RoomName, TrackId};
 use super::keyframes::KeyframeThrottle;
+use super::simulcast::{layers_for, Layer};
 
 /// Rooms and participants of one core.
 #[derive(Default)]
@@ -105,6 +106,8 @@ pub struct Participant {
     pub subscribe_connected: bool,
     /// Since when ICE reports the participant disconnected, if it does.
     pub disconnected_since: Option<Instant>,
+    /// How its subscribe connection's estimate is spread over its videos.
+    pub allocator: AllocatorState,
 }
 
 impl Participant {
@@ -130,6 +133,7 @@ impl Participant {
             connected: false,
             subscribe_connected: false,
             disconnected_since: None,
+            allocator: AllocatorState::default(),
         }
     }
 
@@ -143,6 +147,10 @@ impl Participant {
 
     pub fn track_mut(&mut self, id: TrackId) -> Option<&mut PublishedTrack> {
         self.published.iter_mut().find(|t| t.id == id)
+    }
+
+    pub fn track(&self, id: TrackId) -> Option<&PublishedTrack> {
+        self.published.iter().find(|t| t.id == id)
     }
 
     /// Makes `subscriber` receive every track this participant publishes;
@@ -197,8 +205,12 @@ pub struct PublishedTrack {
     pub mid: Mid,
     pub kind: MediaKind,
     pub muted: bool,
-    /// Incoming SSRCs seen for this track (primary streams, not RTX).
-    pub ssrcs: Vec<Ssrc>,
+    /// Its encodings, lowest quality first; one without a rid unless it
+    /// simulcasts.
+    pub layers: Vec<Layer>,
+    /// Dynacast: the highest layer the publisher was last told to send;
+    /// `None` until told (it sends all).
+    pub requested_top: Option<usize>,
     /// Codec parameters of the payload types seen, looked up once per type.
     pub params: Vec<(Pt, PayloadParams)>,
     /// Participants receiving this track.
@@ -207,13 +219,14 @@ pub struct PublishedTrack {
 }
 
 impl PublishedTrack {
-    pub fn new(id: TrackId, mid: Mid, kind: MediaKind) -> Self {
+    pub fn new(id: TrackId, mid: Mid, kind: MediaKind, rids: &[Rid]) -> Self {
         PublishedTrack {
             id,
             mid,
             kind,
             muted: false,
-            ssrcs: Vec::new(),
+            layers: layers_for(rids),
+            requested_top: None,
             params: Vec::new(),
             subscribers: Vec::new(),
             keyframes: KeyframeThrottle::default(),
@@ -245,6 +258,31 @@ pub struct Subscription {
     pub kind: MediaKind,
     pub state: SubscriptionState,
     pub down: DownTrack,
+    /// How the subscriber shows the video (adaptive stream).
+    pub preference: VideoPreference,
+    /// The pause the subscriber was last told of, if any.
+    pub told_paused: Option<PauseReason>,
+    /// No upgrade before this (set by a downgrade).
+    pub upgrade_hold_until: Option<Instant>,
+}
+
+/// How a subscriber shows a remote video: whether at all, and at what size
+/// in device pixels (0 × 0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoPreference {
+    pub visible: bool,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for VideoPreference {
+    fn default() -> Self {
+        VideoPreference {
+            visible: true,
+            width: 0,
+            height: 0,
+        }
+    }
 }
 
 impl Subscription {
@@ -255,6 +293,9 @@ impl Subscription {
             kind,
             state: SubscriptionState::Pending,
             down: DownTrack::default(),
+            preference: VideoPreference::default(),
+            told_paused: None,
+            upgrade_hold_until: None,
         }
     }
 
@@ -265,6 +306,9 @@ impl Subscription {
             kind,
             state: SubscriptionState::Slot(mid),
             down: DownTrack::default(),
+            preference: VideoPreference::default(),
+            told_paused: None,
+            upgrade_hold_until: None,
         }
     }
 

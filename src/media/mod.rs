@@ -13,6 +13,9 @@
 //! - `membership`: rooms, participants, tracks, subscriptions;
 //! - `scheduler`: every peer connection, its deadline, the flush;
 //! - `forwarder`, `downtrack`, [`rewrite`]: the packet path and what it rewrites;
+//! - `simulcast`: a track's layers, their prices and keyframes;
+//! - `allocator`: each subscriber's bandwidth estimate spread over its
+//!   videos (layer choice, pauses, probing); `dynacast`: layers nobody needs;
 //! - `keyframes`: throttled keyframe requests, subscriber to publisher;
 //! - `negotiate`: server-initiated renegotiation of subscribe connections;
 //! - `tracks`: publishing and unpublishing; `viewer`: WHEP slots;
@@ -23,11 +26,13 @@
 //! - [`dtls`]: DTLS through OpenSSL, so peers with RSA certificates connect;
 //! - [`peer`]: one str0m `Rtc` and how to drain it.
 
+mod allocator;
 pub mod core;
 pub mod demux;
 mod dispatch;
 mod downtrack;
 pub mod dtls;
+mod dynacast;
 pub mod errors;
 pub mod events;
 mod forwarder;
@@ -39,16 +44,21 @@ mod negotiate;
 pub mod peer;
 pub mod rewrite;
 mod scheduler;
+mod simulcast;
 pub mod stats;
 mod tracks;
 mod viewer;
 pub mod views;
 
 pub use self::core::{CoreConfig, JoinRequest, MediaCore};
-pub use errors::{AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError};
-pub use events::{CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, TrackSummary};
+pub use errors::{
+    AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
+};
+pub use events::{
+    CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, TrackSummary,
+};
 pub use ids::{DisplayName, NameError, ParticipantId, PeerKey, RoomName, TrackId};
-pub use membership::ParticipantMode;
+pub use membership::{ParticipantMode, VideoPreference};
 pub use peer::PeerRole;
 pub use stats::CoreStats;
 
@@ -60,15 +70,26 @@ pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 /// 1.5 s of a 1.7 Mbit/s stream (str0m's default is 1000).
 pub const VIDEO_SEND_BUFFER: usize = 300;
 
-/// A str0m `Rtc` configured the way Cascade's server side needs it: ICE-lite,
-/// RTP mode (forward packets as they are), video send buffer for NACKs,
-/// statistics events for the metrics, DTLS through OpenSSL ([`dtls`]).
-pub fn server_rtc(now: std::time::Instant) -> str0m::Rtc {
-    str0m::Rtc::builder()
+/// Where a subscribe connection's send-side bandwidth estimate starts: below
+/// one camera's middle simulcast layer plus audio, so a new subscriber begins
+/// on the low layer and climbs as probing proves capacity.
+pub const INITIAL_BANDWIDTH_ESTIMATE: str0m::bwe::Bitrate = str0m::bwe::Bitrate::kbps(500);
+
+/// A str0m `Rtc` configured the way Cascade's server side needs it for a
+/// connection of `role`: ICE-lite, RTP mode (forward packets as they are),
+/// video send buffer for NACKs, statistics events for the metrics, DTLS
+/// through OpenSSL ([`dtls`]); a subscribe connection also runs send-side
+/// bandwidth estimation (TWCC), which the stream allocator reads.
+pub fn server_rtc(now: std::time::Instant, role: PeerRole) -> str0m::Rtc {
+    let config = str0m::Rtc::builder()
         .set_crypto_provider(dtls::crypto_provider())
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .set_stats_interval(Some(STATS_INTERVAL))
-        .set_send_buffer_video(VIDEO_SEND_BUFFER)
-        .build(now)
+        .set_send_buffer_video(VIDEO_SEND_BUFFER);
+    match role {
+        PeerRole::Subscribe => config.enable_bwe(Some(INITIAL_BANDWIDTH_ESTIMATE)),
+        PeerRole::Publish => config,
+    }
+    .build(now)
 }

@@ -158,7 +158,7 @@ impl MediaCore {
             .is_some_and(|p| p.subscribe_connected);
         if connected {
             for source in opened {
-                self.request_keyframe(now, source);
+                self.request_keyframe(now, source, None);
             }
         }
         if !early_stun.is_empty() {

@@ -7,7 +7,7 @@
 
 use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::Pt;
-use str0m::rtp::{ExtensionValues, Ssrc};
+use str0m::rtp::{ExtensionValues, Ssrc, Vp8Descriptor, Vp8Patch};
 
 /// Maps a source's extended sequence numbers onto one subscriber stream.
 ///
@@ -40,6 +40,12 @@ impl SeqRewriter {
         self.highest_out = self.highest_out.max(out);
         Some(out)
     }
+
+    /// The next packet continues right after the highest number sent, even
+    /// from the same source (forwarding resumes after a pause).
+    pub fn rebase(&mut self) {
+        self.source = None;
+    }
 }
 
 /// Keeps a subscriber stream's RTP timestamps continuous across source changes.
@@ -67,7 +73,81 @@ impl TimestampRewriter {
         self.last_out = Some(out);
         out
     }
+
+    /// The next packet lands one `step` after the last, even from the same
+    /// source (forwarding resumes after a pause).
+    pub fn rebase(&mut self) {
+        self.source = None;
+    }
 }
+
+/// Keeps a subscriber's VP8 picture ids and TL0PICIDX continuous when its
+/// source changes (a simulcast layer switch): each layer counts its own, and
+/// a decoder seeing a jump takes it for lost frames.
+///
+/// The first source passes through unpatched; after a change, the offsets
+/// make the new source's first picture follow the last one sent.
+#[derive(Debug, Default, Clone)]
+pub struct Vp8Rewriter {
+    source: Option<Ssrc>,
+    picture_offset: u16,
+    tl0_offset: u8,
+    last_picture: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+impl Vp8Rewriter {
+    /// The patch that rewrites `descriptor` (of a packet from `ssrc`) for
+    /// this subscriber, or `None` when it goes out unchanged.
+    pub fn rewrite(&mut self, ssrc: Ssrc, descriptor: &Vp8Descriptor) -> Option<Vp8Patch> {
+        let picture = descriptor.picture_id();
+        let tl0 = descriptor.tl0_pic_idx();
+        if self.source != Some(ssrc) {
+            self.source = Some(ssrc);
+            self.picture_offset = match (self.last_picture, picture) {
+                (Some(last), Some(first)) => {
+                    last.wrapping_add(1).wrapping_sub(first) & PICTURE_ID_MASK
+                }
+                _ => 0,
+            };
+            self.tl0_offset = match (self.last_tl0, tl0) {
+                (Some(last), Some(first)) => last.wrapping_add(1).wrapping_sub(first),
+                _ => 0,
+            };
+        }
+        let picture = picture.map(|p| p.wrapping_add(self.picture_offset) & PICTURE_ID_MASK);
+        let tl0 = tl0.map(|t| t.wrapping_add(self.tl0_offset));
+        if picture.is_some() {
+            self.last_picture = picture;
+        }
+        if tl0.is_some() {
+            self.last_tl0 = tl0;
+        }
+        if self.picture_offset == 0 && self.tl0_offset == 0 {
+            return None;
+        }
+        let mut patch = descriptor.patch();
+        if let Some(p) = picture {
+            // A 7-bit picture id wraps at 128; its patch takes the low bits.
+            patch = match descriptor.patch().picture_id(p).build() {
+                Ok(_) => patch.picture_id(p),
+                Err(_) => patch.picture_id(p & 0x7f),
+            };
+        }
+        if let Some(t) = tl0 {
+            patch = patch.tl0_pic_idx(t);
+        }
+        patch.build().ok()
+    }
+
+    /// The next packet follows the last picture sent, even from the same source.
+    pub fn rebase(&mut self) {
+        self.source = None;
+    }
+}
+
+/// VP8 picture ids are 15 bits.
+const PICTURE_ID_MASK: u16 = 0x7fff;
 
 /// Caches which subscriber payload type carries a publisher payload type.
 ///
@@ -174,6 +254,54 @@ mod tests {
         assert_eq!(ts.rewrite(Ssrc::from(1), 4000, 3000), 4000);
         assert_eq!(ts.rewrite(Ssrc::from(2), u32::MAX - 5, 3000), 7000);
         assert_eq!(ts.rewrite(Ssrc::from(2), 2, 3000), 7008, "wraps like RTP");
+    }
+
+    /// A VP8 payload descriptor with a 15-bit picture id and TL0PICIDX.
+    fn vp8(picture: u16, tl0: u8) -> Vp8Descriptor {
+        let payload = [
+            0x90,
+            0xe0,
+            0x80 | (picture >> 8) as u8,
+            picture as u8,
+            tl0,
+            0x00,
+            0x00,
+        ];
+        Vp8Descriptor::parse(&payload).unwrap()
+    }
+
+    /// The patch that rewrites [`vp8`]`(picture, tl0)` to `(to_picture, to_tl0)`.
+    fn expect(picture: u16, tl0: u8, to_picture: u16, to_tl0: u8) -> Option<Vp8Patch> {
+        vp8(picture, tl0)
+            .patch()
+            .picture_id(to_picture)
+            .tl0_pic_idx(to_tl0)
+            .build()
+            .ok()
+    }
+
+    #[test]
+    fn vp8_picture_ids_continue_across_a_layer_switch() {
+        let mut rw = Vp8Rewriter::default();
+        let (a, b) = (Ssrc::from(1), Ssrc::from(2));
+        assert!(
+            rw.rewrite(a, &vp8(100, 7)).is_none(),
+            "first source unpatched"
+        );
+        assert!(rw.rewrite(a, &vp8(101, 8)).is_none());
+        assert_eq!(
+            rw.rewrite(b, &vp8(32_000, 250)),
+            expect(32_000, 250, 102, 9)
+        );
+        assert_eq!(
+            rw.rewrite(b, &vp8(32_767, 251)),
+            expect(32_767, 251, 869, 10)
+        );
+        assert_eq!(
+            rw.rewrite(b, &vp8(0, 252)),
+            expect(0, 252, 870, 11),
+            "wraps at 15 bits"
+        );
     }
 
     #[test]

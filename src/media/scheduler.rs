@@ -198,7 +198,7 @@ mod tests {
 
     /// A server-side peer with a pending offer, so str0m has timers to run.
     fn peer(now: Instant) -> Peer {
-        let mut rtc = crate::media::server_rtc(now);
+        let mut rtc = crate::media::server_rtc(now, PeerRole::Subscribe);
         let mut api = rtc.sdp_api();
         api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let _ = api.apply();

@@ -61,6 +61,12 @@ pub struct CoreStats {
     pub leaves_by_reason: [u64; 6],
     /// Histogram samples dropped because nobody polled them.
     pub samples_dropped: u64,
+    /// Down tracks that moved to a higher / lower simulcast layer.
+    pub layer_switches_up: u64,
+    pub layer_switches_down: u64,
+    /// Times a subscriber's allocation started leaving a video short of its
+    /// best allowed layer (or paused it) for want of bandwidth.
+    pub allocation_deficits: u64,
 }
 
 /// Why a packet with a known kind was not forwarded to a subscriber.

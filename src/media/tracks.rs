@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid};
 
 use super::core::MediaCore;
 use super::events::ParticipantEvent;
@@ -17,26 +17,28 @@ use super::ids::{ParticipantId, TrackId};
 use super::membership::{ParticipantMode, PublishedTrack, Subscription, TrackRef};
 
 impl MediaCore {
-    /// A publish-connection m-line appeared or changed direction.
+    /// A publish-connection m-line appeared or changed direction; `rids`
+    /// are its simulcast layers (none without simulcast).
     pub(super) fn on_publish_media(
         &mut self,
         owner: ParticipantId,
         mid: Mid,
         kind: MediaKind,
         dir: Direction,
+        rids: &[Rid],
     ) {
         let Some(p) = self.members.participants.get(&owner) else {
             return;
         };
         let existing = p.published.iter().find(|t| t.mid == mid).map(|t| t.id);
         match (dir.is_receiving(), existing) {
-            (true, None) => self.publish_track(owner, mid, kind),
+            (true, None) => self.publish_track(owner, mid, kind, rids),
             (false, Some(track)) => self.unpublish_track(owner, track),
             _ => {}
         }
     }
 
-    fn publish_track(&mut self, owner: ParticipantId, mid: Mid, kind: MediaKind) {
+    fn publish_track(&mut self, owner: ParticipantId, mid: Mid, kind: MediaKind, rids: &[Rid]) {
         let id = TrackId(self.next_track);
         self.next_track += 1;
         let Some(p) = self.members.participants.get(&owner) else {
@@ -48,7 +50,7 @@ impl MediaCore {
             participant: owner,
             track: id,
         };
-        let mut track = PublishedTrack::new(id, mid, kind);
+        let mut track = PublishedTrack::new(id, mid, kind, rids);
         // Bundled clients get an m-line per track; WHEP viewers may pick the
         // track up for a slot below; WHIP publishers receive nothing.
         let mut viewers = Vec::new();
@@ -69,7 +71,7 @@ impl MediaCore {
         if let Some(p) = self.members.participants.get_mut(&owner) {
             p.published.push(track);
         }
-        tracing::debug!(participant = %owner, track = %id, %mid, ?kind, "track published");
+        tracing::debug!(participant = %owner, track = %id, %mid, ?kind, ?rids, "track published");
         for other in others {
             self.notify(
                 other,
@@ -135,7 +137,7 @@ impl MediaCore {
             .filter_map(|s| s.source)
             .collect();
         for source in wanted {
-            self.request_keyframe(now, source);
+            self.request_keyframe(now, source, None);
         }
     }
 }

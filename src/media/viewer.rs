@@ -11,6 +11,7 @@ use str0m::media::{MediaKind, Mid};
 
 use super::core::MediaCore;
 use super::ids::ParticipantId;
+use super::keyframes::ALL_LAYERS;
 use super::membership::{ParticipantMode, Subscription, SubscriptionState, TrackRef};
 
 impl MediaCore {
@@ -54,7 +55,7 @@ impl MediaCore {
             };
             if let Some(t) = self.members.track_mut(source) {
                 t.subscribers.push(viewer);
-                t.keyframes.want();
+                t.keyframes.want(ALL_LAYERS);
             }
             if let Some(sub) = self
                 .members

@@ -18,6 +18,10 @@ pub struct Occupancy {
     pub published_tracks: [usize; 2],
     /// Subscriptions whose m-line is negotiated, by kind.
     pub subscribed_tracks: [usize; 2],
+    /// Videos paused for a subscriber (bandwidth, or no layer flowing).
+    pub paused_videos: usize,
+    /// Simulcast layers publishers were asked not to send (dynacast).
+    pub dynacast_paused_layers: usize,
 }
 
 /// A room as the admin endpoint shows it.
@@ -124,6 +128,7 @@ impl MediaCore {
             rooms: self.members.rooms.len(),
             participants: self.members.participants.len(),
             peers: self.scheduler.peer_count(),
+            dynacast_paused_layers: self.dynacast_paused_layers(),
             ..Occupancy::default()
         };
         for p in self.members.participants.values() {
@@ -133,6 +138,7 @@ impl MediaCore {
             for s in &p.subscriptions {
                 if s.forwarding_mid().is_some() && s.source.is_some() {
                     o.subscribed_tracks[kind_index(s.kind)] += 1;
+                    o.paused_videos += usize::from(s.told_paused.is_some());
                 }
             }
         }

@@ -56,6 +56,12 @@ pub fn definitions() -> Vec<CounterDef> {
         worker("cascade_rtcp_plis_received_total", "PLIs received from subscribers", |c, _| c.plis_received),
         worker("cascade_rtcp_firs_received_total", "FIRs received from subscribers", |c, _| c.firs_received),
         worker("cascade_rtcp_keyframe_requests_sent_total", "Keyframe requests (PLI) sent to publishers, after throttling", |c, _| c.keyframe_requests_sent),
+        // simulcast and congestion control
+        by_label("cascade_simulcast_layer_switches_total", "Subscriber streams that moved to another simulcast layer, at a keyframe", &["direction"], vec![
+            ("up", Box::new(|c: &CoreStats, _: &WorkerIo| c.layer_switches_up) as Read),
+            ("down", Box::new(|c: &CoreStats, _: &WorkerIo| c.layer_switches_down)),
+        ]),
+        worker("cascade_bwe_allocation_deficits_total", "Times a subscriber's bandwidth estimate started leaving a video below its best allowed layer or paused", |c, _| c.allocation_deficits),
         // workers
         worker("cascade_worker_received_datagrams_total", "UDP datagrams a media worker received", |c, _| c.datagrams_in),
         worker("cascade_worker_received_bytes_total", "UDP bytes a media worker received", |c, _| c.bytes_in),
@@ -118,17 +124,27 @@ fn by_reason(
     help: &'static str,
     reasons: Vec<(&'static str, Read)>,
 ) -> CounterDef {
-    let series = reasons
+    by_label(name, help, &["reason"], reasons)
+}
+
+/// A counter with one series per worker and value of one more `label`.
+fn by_label(
+    name: &'static str,
+    help: &'static str,
+    label: &'static [&'static str],
+    values: Vec<(&'static str, Read)>,
+) -> CounterDef {
+    let series = values
         .into_iter()
-        .map(|(reason, read)| Series {
-            labels: vec![reason],
+        .map(|(value, read)| Series {
+            labels: vec![value],
             read,
         })
         .collect();
     CounterDef {
         name,
         help,
-        labels: &["reason"],
+        labels: label,
         series,
     }
 }

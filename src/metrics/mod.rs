@@ -91,6 +91,8 @@ pub struct Metrics {
     peer_connections: IntGaugeVec,
     published_tracks: IntGaugeVec,
     subscribed_tracks: IntGaugeVec,
+    paused_videos: IntGaugeVec,
+    dynacast_paused_layers: IntGaugeVec,
     join_duration: Histogram,
 
     // rtp
@@ -133,6 +135,8 @@ impl Metrics {
                 &["worker"],
             ),
             published_tracks: gauge(&r, "cascade_media_published_tracks", "Tracks being published", &["worker", "kind"]),
+            paused_videos: gauge(&r, "cascade_bwe_paused_tracks", "Remote videos paused for a subscriber (lowest layer does not fit, or no layer flows)", &["worker"]),
+            dynacast_paused_layers: gauge(&r, "cascade_dynacast_paused_layers", "Simulcast layers publishers were asked not to send because no subscriber needs them", &["worker"]),
             subscribed_tracks: gauge(
                 &r,
                 "cascade_media_subscribed_tracks",
@@ -262,6 +266,8 @@ impl Metrics {
                 &self.rooms,
                 &self.participants,
                 &self.peer_connections,
+                &self.paused_videos,
+                &self.dynacast_paused_layers,
                 &self.worker_ready,
                 &self.worker_queue_depth,
             ] {
@@ -451,6 +457,12 @@ impl WorkerMetrics {
         m.peer_connections
             .with_label_values(&[w])
             .set(occupancy.peers as i64);
+        m.paused_videos
+            .with_label_values(&[w])
+            .set(occupancy.paused_videos as i64);
+        m.dynacast_paused_layers
+            .with_label_values(&[w])
+            .set(occupancy.dynacast_paused_layers as i64);
 
         self.rtt.flush();
         self.bwe.flush();

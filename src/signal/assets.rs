@@ -41,6 +41,7 @@ static ASSETS: &[Asset] = &[
         body: include_str!("../../client/index.html"),
     },
     client_file!("style.css", CSS),
+    client_file!("adaptive.js", JS),
     client_file!("app.js", JS),
     client_file!("ice.js", JS),
     client_file!("log.js", JS),
@@ -48,6 +49,7 @@ static ASSETS: &[Asset] = &[
     client_file!("publish.js", JS),
     client_file!("session.js", JS),
     client_file!("signaling.js", JS),
+    client_file!("simulcast.js", JS),
     client_file!("subscribe.js", JS),
     client_file!("tiles.js", JS),
 ];

@@ -3,13 +3,14 @@
 //! become the core's.
 
 use cascade_protocol::{
-    ErrorCode, ParticipantInfo, PcKind, ServerMessage, SubscribedTrack, TrackInfo, TrackKind,
-    PROTOCOL_VERSION,
+    ErrorCode, LayerActivity, ParticipantInfo, PcKind, ServerMessage, SubscribedTrack, TrackInfo,
+    TrackKind, PROTOCOL_VERSION,
 };
 use str0m::media::MediaKind;
 
 use crate::media::{
-    LeaveReason, OfferedTrack, ParticipantEvent, ParticipantSummary, PeerRole, TrackSummary,
+    LeaveReason, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, PeerRole,
+    TrackSummary,
 };
 
 /// What a WebSocket client is sent for `event`, if anything: a participant
@@ -43,6 +44,29 @@ pub fn server_message(event: ParticipantEvent) -> Option<ServerMessage> {
         ParticipantEvent::TrackRemoved { participant, track } => ServerMessage::TrackRemoved {
             participant_id: participant.to_string(),
             track_id: track.to_string(),
+        },
+        ParticipantEvent::TrackPaused {
+            participant,
+            track,
+            reason,
+        } => ServerMessage::TrackPaused {
+            participant_id: participant.to_string(),
+            track_id: track.to_string(),
+            reason: match reason {
+                PauseReason::Bandwidth => cascade_protocol::PauseReason::Bandwidth,
+                PauseReason::Publisher => cascade_protocol::PauseReason::Publisher,
+            },
+        },
+        ParticipantEvent::TrackResumed { participant, track } => ServerMessage::TrackResumed {
+            participant_id: participant.to_string(),
+            track_id: track.to_string(),
+        },
+        ParticipantEvent::PublishLayers { mid, layers } => ServerMessage::PublishLayers {
+            mid: mid.to_string(),
+            layers: layers
+                .into_iter()
+                .map(|(rid, active)| LayerActivity { rid, active })
+                .collect(),
         },
         ParticipantEvent::SubscribeOffer { offer, tracks } => ServerMessage::SubscribeOffer {
             sdp: offer.to_sdp_string(),

@@ -17,7 +17,7 @@ use super::worker_client::WorkerError;
 use super::{one_line, AppState};
 use crate::media::{
     AnswerError, CandidateError, DisplayName, JoinError, JoinRequest, MuteError, OfferError,
-    ParticipantEvent, ParticipantId, ParticipantMode, RoomName,
+    ParticipantEvent, ParticipantId, ParticipantMode, PreferenceError, RoomName, VideoPreference,
 };
 use crate::metrics::{SessionGuard, SessionKind};
 
@@ -215,6 +215,26 @@ impl Session {
                     .map_err(worker_error)?;
                 Ok(None)
             }
+            ClientMessage::VideoPreference {
+                track_id,
+                visible,
+                width,
+                height,
+            } => {
+                let track = track_id.parse().map_err(|()| {
+                    error(ErrorCode::UnknownTrack, format!("no track {track_id:?}"))
+                })?;
+                let preference = VideoPreference {
+                    visible,
+                    width,
+                    height,
+                };
+                worker
+                    .set_video_preference(id, track, preference)
+                    .await
+                    .map_err(worker_error)?;
+                Ok(None)
+            }
             ClientMessage::Join { .. } | ClientMessage::Leave | ClientMessage::Ping => Ok(None),
         }
     }
@@ -228,6 +248,7 @@ fn request_kind(message: &ClientMessage) -> &'static str {
         ClientMessage::SubscribeAnswer { .. } => "subscribe_answer",
         ClientMessage::Candidate { .. } => "candidate",
         ClientMessage::Mute { .. } => "mute",
+        ClientMessage::VideoPreference { .. } => "video_preference",
         ClientMessage::Leave => "leave",
         ClientMessage::Ping => "ping",
     }
@@ -310,6 +331,15 @@ impl ErrorCodeOf for CandidateError {
         match self {
             CandidateError::NotJoined => ErrorCode::NotJoined,
             CandidateError::NoSuchConnection => ErrorCode::InvalidCandidate,
+        }
+    }
+}
+
+impl ErrorCodeOf for PreferenceError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            PreferenceError::NotJoined => ErrorCode::NotJoined,
+            PreferenceError::UnknownTrack(_) => ErrorCode::UnknownTrack,
         }
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::media::views::RoomView;
 use crate::media::{
     self, AnswerError, CandidateError, JoinError, JoinRequest, MuteError, OfferError,
-    ParticipantId, PeerRole,
+    ParticipantId, ParticipantMode, PeerRole, PreferenceError, TrackId, VideoPreference,
 };
 use crate::worker::{Command, Outbox, RoomLease, WorkerHandle, WorkerSnapshot};
 
@@ -51,7 +51,7 @@ impl<'a> WorkerClient<'a> {
         outbox: Outbox,
         lease: RoomLease,
     ) -> Result<(), WorkerError<JoinError>> {
-        let rtc = build_rtc().await?;
+        let rtc = build_rtc(PeerRole::Subscribe).await?;
         self.request(|reply| Command::Join {
             request,
             rtc,
@@ -70,7 +70,11 @@ impl<'a> WorkerClient<'a> {
         outbox: Outbox,
         lease: RoomLease,
     ) -> Result<SdpAnswer, WorkerError<JoinError>> {
-        let rtc = build_rtc().await?;
+        let role = match request.mode {
+            ParticipantMode::Viewer { .. } => PeerRole::Subscribe,
+            _ => PeerRole::Publish,
+        };
+        let rtc = build_rtc(role).await?;
         self.request(|reply| Command::JoinWithOffer {
             request,
             rtc,
@@ -91,7 +95,7 @@ impl<'a> WorkerClient<'a> {
         first: bool,
     ) -> Result<SdpAnswer, WorkerError<OfferError>> {
         let rtc = match first {
-            true => Some(build_rtc().await?),
+            true => Some(build_rtc(PeerRole::Publish).await?),
             false => None,
         };
         self.request(|reply| Command::PublishOffer {
@@ -157,6 +161,22 @@ impl<'a> WorkerClient<'a> {
         .await
     }
 
+    /// How a participant shows a remote video (adaptive stream).
+    pub async fn set_video_preference(
+        self,
+        id: ParticipantId,
+        track: TrackId,
+        preference: VideoPreference,
+    ) -> Result<(), WorkerError<PreferenceError>> {
+        self.request(|reply| Command::VideoPreference {
+            id,
+            track,
+            preference,
+            reply,
+        })
+        .await
+    }
+
     /// Removes a participant. Waits for queue space: a leave must not be lost.
     pub async fn leave(self, id: ParticipantId) {
         let _ = self.handle.commands.send(Command::Leave { id }).await;
@@ -213,9 +233,9 @@ impl<'a> WorkerClient<'a> {
     }
 }
 
-/// Builds a server `Rtc` on a blocking thread.
-async fn build_rtc<E>() -> Result<Box<Rtc>, WorkerError<E>> {
-    tokio::task::spawn_blocking(|| Box::new(media::server_rtc(Instant::now())))
+/// Builds a server `Rtc` for a connection of `role` on a blocking thread.
+async fn build_rtc<E>(role: PeerRole) -> Result<Box<Rtc>, WorkerError<E>> {
+    tokio::task::spawn_blocking(move || Box::new(media::server_rtc(Instant::now(), role)))
         .await
         .map_err(|_| WorkerError::NoConnection)
 }

@@ -12,7 +12,7 @@ use super::directory::RoomLease;
 use crate::media::views::RoomView;
 use crate::media::{
     AnswerError, CandidateError, JoinError, JoinRequest, MuteError, OfferError, ParticipantEvent,
-    ParticipantId, PeerRole,
+    ParticipantId, PeerRole, PreferenceError, TrackId, VideoPreference,
 };
 
 /// Where a participant's events go. Dropped by the worker after the
@@ -71,6 +71,12 @@ pub enum Command {
         mid: String,
         muted: bool,
         reply: oneshot::Sender<Result<(), MuteError>>,
+    },
+    VideoPreference {
+        id: ParticipantId,
+        track: TrackId,
+        preference: VideoPreference,
+        reply: oneshot::Sender<Result<(), PreferenceError>>,
     },
     Leave {
         id: ParticipantId,

@@ -427,6 +427,14 @@ impl Worker {
             } => {
                 let _ = reply.send(self.core.set_muted(now, id, &mid, muted));
             }
+            Command::VideoPreference {
+                id,
+                track,
+                preference,
+                reply,
+            } => {
+                let _ = reply.send(self.core.set_video_preference(now, id, track, preference));
+            }
             Command::Leave { id } => self.core.leave(now, id, LeaveReason::Left),
             Command::Snapshot { reply } => {
                 self.fold_metrics();

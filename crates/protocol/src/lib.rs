@@ -21,6 +21,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "subscribe_answer",
     "candidate",
     "mute",
+    "video_preference",
     "leave",
     "ping",
 ];
@@ -68,6 +69,23 @@ pub struct SubscribedTrack {
     pub kind: TrackKind,
 }
 
+/// Why the server paused a remote video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// Even the lowest layer does not fit the subscriber's estimated bandwidth.
+    Bandwidth,
+    /// The publisher sends no layer the subscriber could receive.
+    Publisher,
+}
+
+/// One simulcast layer (encoding) of a published video and whether it is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerActivity {
+    pub rid: String,
+    pub active: bool,
+}
+
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -90,6 +108,16 @@ pub enum ClientMessage {
     Mute {
         mid: String,
         muted: bool,
+    },
+    /// How a remote video is shown: the server never sends a simulcast
+    /// layer larger than `width`×`height`, and none while it is not visible.
+    VideoPreference {
+        track_id: String,
+        visible: bool,
+        #[serde(default)]
+        width: u32,
+        #[serde(default)]
+        height: u32,
     },
     Leave,
     Ping,
@@ -133,6 +161,24 @@ pub enum ServerMessage {
     Candidate {
         pc: PcKind,
         candidate: String,
+    },
+    /// The server stopped forwarding a remote video to this client.
+    TrackPaused {
+        participant_id: String,
+        track_id: String,
+        reason: PauseReason,
+    },
+    /// Forwarding of a paused remote video started again.
+    TrackResumed {
+        participant_id: String,
+        track_id: String,
+    },
+    /// Dynacast: which simulcast layers of the client's own video on
+    /// publish-connection `mid` any subscriber needs. The client sets
+    /// `active` on the matching encodings.
+    PublishLayers {
+        mid: String,
+        layers: Vec<LayerActivity>,
     },
     Error {
         code: ErrorCode,
@@ -222,6 +268,48 @@ mod tests {
             }
         ));
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"fly"}"#).is_err());
+    }
+
+    #[test]
+    fn video_preferences_parse_with_optional_size() {
+        let hidden: ClientMessage =
+            serde_json::from_str(r#"{"type":"video_preference","track_id":"7","visible":false}"#)
+                .unwrap();
+        assert_eq!(
+            hidden,
+            ClientMessage::VideoPreference {
+                track_id: "7".into(),
+                visible: false,
+                width: 0,
+                height: 0
+            }
+        );
+    }
+
+    #[test]
+    fn pause_and_layer_messages_serialize_as_documented() {
+        let paused = serde_json::to_string(&ServerMessage::TrackPaused {
+            participant_id: "p".into(),
+            track_id: "3".into(),
+            reason: PauseReason::Bandwidth,
+        })
+        .unwrap();
+        assert_eq!(
+            paused,
+            r#"{"type":"track_paused","participant_id":"p","track_id":"3","reason":"bandwidth"}"#
+        );
+        let layers = serde_json::to_string(&ServerMessage::PublishLayers {
+            mid: "1".into(),
+            layers: vec![LayerActivity {
+                rid: "f".into(),
+                active: false,
+            }],
+        })
+        .unwrap();
+        assert_eq!(
+            layers,
+            r#"{"type":"publish_layers","mid":"1","layers":[{"rid":"f","active":false}]}"#
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cascade::media::{
     CoreConfig, CoreEvent, DisplayName, JoinRequest, LeaveReason, MediaCore, ParticipantEvent,
-    ParticipantId, ParticipantMode, RoomName,
+    ParticipantId, ParticipantMode, PeerRole, RoomName,
 };
 use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
@@ -183,7 +183,7 @@ impl Sim {
 
     fn add_client(&mut self, room: &str, name: &str, silent: bool) -> usize {
         let id = ParticipantId::random();
-        let server_rtc = cascade::media::server_rtc(self.now);
+        let server_rtc = cascade::media::server_rtc(self.now, PeerRole::Subscribe);
         let request = JoinRequest {
             id,
             room: RoomName::parse(room).expect("valid room name"),
@@ -219,7 +219,7 @@ impl Sim {
         let (offer, pending) = api.apply().expect("offer");
         let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
         let id = self.clients[index].id;
-        let server_rtc = cascade::media::server_rtc(self.now);
+        let server_rtc = cascade::media::server_rtc(self.now, PeerRole::Publish);
         let answer = self
             .core
             .publish_offer(self.now, id, Some(server_rtc), offer)

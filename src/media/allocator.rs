@@ -1,0 +1,545 @@
+//! The stream allocator: each subscriber's bandwidth estimate, spread over
+//! the videos it receives.
+//!
+//! str0m runs send-side bandwidth estimation (TWCC, Google congestion
+//! control) on every subscribe connection. Whenever the estimate moves, and
+//! every housekeeping round, [`allocate`] decides one layer per video (or a
+//! pause) for that subscriber, the way LiveKit's and mediasoup's allocators
+//! do:
+//! - audio is taken off the top: it is never paused or thinned;
+//! - videos are served in priority order (a screen share before cameras,
+//!   once tracks carry a source), and first every video gets its lowest
+//!   layer that is allowed, so as many videos as possible play;
+//! - what is left raises videos one layer at a time, round robin, so the
+//!   estimate is shared fairly before any video reaches its top;
+//! - a video whose lowest layer does not fit is paused, and its subscriber
+//!   told; it resumes when it fits again.
+//!
+//! Downgrades take effect at once; upgrades need [`UPGRADE_HEADROOM`] over
+//! the layer's price and wait [`UPGRADE_HOLD`] after a downgrade of the same
+//! video, so layers do not flap on a noisy estimate. To find more capacity,
+//! the allocator tells str0m what it would like to send
+//! (`bwe().set_bitrate`): str0m probes towards it.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::media::MediaKind;
+
+use super::core::MediaCore;
+use super::events::{ParticipantEvent, PauseReason};
+use super::ids::ParticipantId;
+use super::membership::{Membership, Subscription};
+use super::simulcast::Layer;
+
+/// An upgrade needs this much more estimate than the new layer's price.
+pub const UPGRADE_HEADROOM: f64 = 1.15;
+
+/// After a video was moved down, it is not moved up for this long.
+pub const UPGRADE_HOLD: Duration = Duration::from_secs(4);
+
+/// How long after a subscribe connection's estimate first arrives a
+/// single-layer video may be paused: the initial estimate is a guess, and a
+/// video paused on a guess waits for a keyframe to come back.
+pub const ESTIMATE_SETTLE: Duration = Duration::from_secs(3);
+
+/// What an audio track is priced at before its rate is measured.
+const AUDIO_PRICE: u64 = 48_000;
+
+/// Prices of unmeasured video layers by quality, for one to three layers
+/// (a single layer is priced as a middle one).
+const LAYER_PRICES: [u64; 3] = [180_000, 550_000, 1_800_000];
+
+/// One video as the allocator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demand {
+    /// Price of each layer in bits per second, `None` where the layer
+    /// does not flow; index = quality.
+    pub layers: Vec<Option<u64>>,
+    /// The highest layer the subscriber may get (its preference); `None`:
+    /// it does not want the video now (hidden tile).
+    pub cap: Option<usize>,
+    /// The layer currently chosen, `None` if paused or new.
+    pub current: Option<usize>,
+    /// Whether upgrades are on hold after a recent downgrade.
+    pub hold: bool,
+    /// Higher is served first.
+    pub priority: u8,
+    /// Whether any layer ever flowed (a track that never did is starting).
+    pub ever_flowed: bool,
+}
+
+/// What the allocator decided for one video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Layer(usize),
+    Paused(PauseReason),
+    /// The subscriber asked not to receive it.
+    Unwanted,
+}
+
+/// The allocation of one subscriber's estimate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    pub decisions: Vec<Decision>,
+    /// Some video got less than its best allowed layer.
+    pub deficit: bool,
+    /// Bits per second the chosen layers cost.
+    pub allocated: u64,
+    /// Bits per second the best allowed layers would cost.
+    pub wanted: u64,
+}
+
+/// Spreads `budget` bits per second (the estimate minus audio) over `demands`.
+pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(demands[i].priority));
+    let mut decisions = vec![Decision::Unwanted; demands.len()];
+    let mut left = budget;
+    let mut wanted = 0;
+
+    // Every video that can, gets its lowest allowed layer.
+    for &i in &order {
+        let d = &demands[i];
+        let Some(cap) = d.cap else { continue };
+        let Some((lowest, price)) = d.allowed(cap).next() else {
+            decisions[i] = Decision::Paused(PauseReason::Publisher);
+            continue;
+        };
+        wanted += d.allowed(cap).last().map_or(0, |(_, p)| p);
+        let need = d.price_to_reach(lowest, price);
+        if need <= left {
+            decisions[i] = Decision::Layer(lowest);
+            left -= price;
+        } else {
+            decisions[i] = Decision::Paused(PauseReason::Bandwidth);
+        }
+    }
+
+    // Then one layer up at a time, round robin, while it fits.
+    loop {
+        let mut raised = false;
+        for &i in &order {
+            let Decision::Layer(at) = decisions[i] else {
+                continue;
+            };
+            let d = &demands[i];
+            let Some(cap) = d.cap else { continue };
+            let Some((next, price)) = d.allowed(cap).find(|(l, _)| *l > at) else {
+                continue;
+            };
+            if d.hold && d.current.is_some_and(|c| next > c) {
+                continue;
+            }
+            let paid = d.layers[at].unwrap_or(0);
+            let extra = d.price_to_reach(next, price).saturating_sub(paid);
+            if extra <= left {
+                decisions[i] = Decision::Layer(next);
+                left = left.saturating_sub(price.saturating_sub(paid));
+                raised = true;
+            }
+        }
+        if !raised {
+            break;
+        }
+    }
+
+    let allocated = budget - left;
+    let deficit = decisions.iter().zip(demands).any(|(decision, d)| {
+        let best = d.cap.and_then(|cap| d.allowed(cap).last().map(|(l, _)| l));
+        match (decision, best) {
+            (Decision::Paused(PauseReason::Bandwidth), _) => true,
+            (Decision::Layer(l), Some(best)) => *l < best,
+            _ => false,
+        }
+    });
+    Allocation {
+        decisions,
+        deficit,
+        allocated,
+        wanted,
+    }
+}
+
+impl Demand {
+    /// The flowing layers up to `cap`, with their prices, lowest first.
+    fn allowed(&self, cap: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.layers
+            .iter()
+            .enumerate()
+            .take(cap + 1)
+            .filter_map(|(l, price)| price.map(|p| (l, p)))
+    }
+
+    /// What the estimate must hold to move to `layer` costing `price`:
+    /// staying or going down costs the price, going up (or resuming) costs
+    /// the headroom too.
+    fn price_to_reach(&self, layer: usize, price: u64) -> u64 {
+        match self.current {
+            Some(c) if layer <= c => price,
+            _ => (price as f64 * UPGRADE_HEADROOM) as u64,
+        }
+    }
+}
+
+/// The highest layer no larger than needed to show a video at
+/// `width`×`height` device pixels: the smallest layer that covers it (the
+/// top layer when none does, or when no size was given).
+pub fn layer_cap(layers: &[Layer], width: u32, height: u32) -> usize {
+    let top = layers.len().saturating_sub(1);
+    if width == 0 && height == 0 {
+        return top;
+    }
+    (0..layers.len())
+        .find(|&l| {
+            let (w, h) = layer_size(layers, l);
+            // Within a tenth is close enough: no blur worth a bigger layer.
+            u32::from(w) * 10 >= width * 9 || u32::from(h) * 10 >= height * 9
+        })
+        .unwrap_or(top)
+}
+
+/// A layer's frame size: as its keyframes say, or else assumed from the
+/// usual scale of 2 between layers under a 1280×720 top layer.
+fn layer_size(layers: &[Layer], layer: usize) -> (u16, u16) {
+    if let Some(size) = layers[layer].size {
+        return size;
+    }
+    let shift = (layers.len() - 1 - layer) as u32;
+    (1280 >> shift, 720 >> shift)
+}
+
+/// The price of a flowing layer: measured, or its quality's default.
+fn layer_price(layers: &[Layer], layer: usize) -> Option<u64> {
+    let l = &layers[layer];
+    if !l.flowing {
+        return None;
+    }
+    Some(match l.meter.bps() {
+        0 if layers.len() == 1 => LAYER_PRICES[1],
+        0 => LAYER_PRICES[(LAYER_PRICES.len() - layers.len().min(3) + layer).min(2)],
+        bps => bps,
+    })
+}
+
+/// A subscriber's allocator state.
+#[derive(Debug, Default)]
+pub struct AllocatorState {
+    /// The latest estimate of the subscribe connection, once str0m gave one.
+    pub estimate: Option<Bitrate>,
+    /// When the first estimate arrived.
+    pub estimate_since: Option<Instant>,
+    /// What was last passed to `bwe().set_bitrate` as desired.
+    desired: Option<Bitrate>,
+    /// Whether the last allocation left a video short (for the metric).
+    pub deficit: bool,
+}
+
+impl MediaCore {
+    /// str0m's estimate for `subscriber`'s subscribe connection moved.
+    pub(super) fn on_estimate(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        estimate: Bitrate,
+    ) {
+        let Some(p) = self.members.participants.get_mut(&subscriber) else {
+            return;
+        };
+        p.allocator.estimate = Some(estimate);
+        p.allocator.estimate_since.get_or_insert(now);
+        self.allocate_for(now, subscriber);
+    }
+
+    /// Re-runs every subscriber's allocation (prices and layers change).
+    pub(super) fn allocate_all(&mut self, now: Instant) {
+        let subscribers: Vec<ParticipantId> = self
+            .members
+            .participants
+            .values()
+            .filter(|p| p.subscribe_peer.is_some())
+            .map(|p| p.id)
+            .collect();
+        for id in subscribers {
+            self.allocate_for(now, id);
+        }
+    }
+
+    /// Chooses a layer (or a pause) for each video `subscriber` receives,
+    /// asks for keyframes where a switch waits for one, tells the subscriber
+    /// of pauses and resumes, and sets the probing target.
+    pub(super) fn allocate_for(&mut self, now: Instant, subscriber: ParticipantId) {
+        let estimate = match self.members.participants.get(&subscriber) {
+            Some(p) => p
+                .allocator
+                .estimate
+                .unwrap_or(super::INITIAL_BANDWIDTH_ESTIMATE),
+            None => return,
+        };
+        let (audio, demands, videos) = demands_of(&self.members, subscriber, now);
+        let ever_flowed: Vec<bool> = demands.iter().map(|d| d.ever_flowed).collect();
+        let budget = estimate.as_u64().saturating_sub(audio);
+        let allocation = allocate(budget, &demands);
+
+        let Some(p) = self.members.participants.get_mut(&subscriber) else {
+            return;
+        };
+        let settled = p
+            .allocator
+            .estimate_since
+            .is_some_and(|t| now >= t + ESTIMATE_SETTLE);
+        let mut keyframes = Vec::new();
+        let mut notices = Vec::new();
+        for (n, (&index, decision)) in videos.iter().zip(&allocation.decisions).enumerate() {
+            let sub = &mut p.subscriptions[index];
+            let Some(source) = sub.source else { continue };
+            let target = match *decision {
+                Decision::Layer(l) => Some(l),
+                // A guessed estimate pauses nothing.
+                Decision::Paused(PauseReason::Bandwidth) if !settled => {
+                    sub.down.target().or(Some(0))
+                }
+                Decision::Paused(PauseReason::Bandwidth) | Decision::Unwanted => None,
+                // Nothing flows: keep the choice for when something does.
+                Decision::Paused(PauseReason::Publisher) => sub.down.target(),
+            };
+            let before = sub.down.target();
+            if let (Some(b), Some(t)) = (before, target) {
+                if t < b {
+                    sub.upgrade_hold_until = Some(now + UPGRADE_HOLD);
+                    self.telemetry.stats.layer_switches_down += 1;
+                } else if t > b {
+                    self.telemetry.stats.layer_switches_up += 1;
+                }
+            }
+            if sub.down.set_target(target) && target != before {
+                keyframes.push((source, target));
+            }
+            let paused = match *decision {
+                Decision::Layer(_) => None,
+                Decision::Paused(PauseReason::Bandwidth) if target.is_some() => None,
+                // A track that never flowed is starting, not paused.
+                Decision::Paused(PauseReason::Publisher) if !ever_flowed[n] => sub.told_paused,
+                Decision::Paused(reason) => Some(reason),
+                Decision::Unwanted => sub.told_paused, // its subscriber hid it
+            };
+            if paused != sub.told_paused {
+                notices.push(match paused {
+                    Some(reason) => ParticipantEvent::TrackPaused {
+                        participant: source.participant,
+                        track: source.track,
+                        reason,
+                    },
+                    None => ParticipantEvent::TrackResumed {
+                        participant: source.participant,
+                        track: source.track,
+                    },
+                });
+                sub.told_paused = paused;
+            }
+        }
+        if allocation.deficit && !p.allocator.deficit {
+            self.telemetry.stats.allocation_deficits += 1;
+        }
+        p.allocator.deficit = allocation.deficit;
+        let desired = Bitrate::bps(
+            (allocation.wanted + audio).max(super::INITIAL_BANDWIDTH_ESTIMATE.as_u64()),
+        );
+        let retarget = p
+            .allocator
+            .desired
+            .is_none_or(|d| differs_by_a_tenth(d.as_u64(), desired.as_u64()));
+        let peer = p.subscribe_peer;
+        if retarget {
+            p.allocator.desired = Some(desired);
+            if let Some(peer) = peer.and_then(|k| self.scheduler.get_mut(k)) {
+                peer.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+            }
+            if let Some(key) = peer {
+                self.scheduler.mark_dirty(key);
+            }
+        }
+        for (source, layer) in keyframes {
+            self.request_keyframe(now, source, layer);
+        }
+        for notice in notices {
+            self.notify(subscriber, notice);
+        }
+    }
+}
+
+fn differs_by_a_tenth(a: u64, b: u64) -> bool {
+    a.abs_diff(b) * 10 > a.max(b)
+}
+
+/// What `subscriber` receives, as the allocator sees it: the audio's total
+/// price, one demand per video, and which subscription each demand is.
+fn demands_of(
+    members: &Membership,
+    subscriber: ParticipantId,
+    now: Instant,
+) -> (u64, Vec<Demand>, Vec<usize>) {
+    let mut audio = 0;
+    let mut demands = Vec::new();
+    let mut videos = Vec::new();
+    let Some(p) = members.participants.get(&subscriber) else {
+        return (audio, demands, videos);
+    };
+    for (index, sub) in p.subscriptions.iter().enumerate() {
+        if sub.forwarding_mid().is_none() {
+            continue;
+        }
+        let Some(track) = sub
+            .source
+            .and_then(|s| members.participants.get(&s.participant)?.track(s.track))
+        else {
+            continue;
+        };
+        if sub.kind == MediaKind::Audio {
+            audio += match track.layers[0].meter.bps() {
+                0 => AUDIO_PRICE,
+                bps => bps,
+            };
+            continue;
+        }
+        demands.push(demand(sub, &track.layers, now));
+        videos.push(index);
+    }
+    (audio, demands, videos)
+}
+
+fn demand(sub: &Subscription, layers: &[Layer], now: Instant) -> Demand {
+    let pref = sub.preference;
+    Demand {
+        layers: (0..layers.len()).map(|l| layer_price(layers, l)).collect(),
+        cap: pref
+            .visible
+            .then(|| layer_cap(layers, pref.width, pref.height)),
+        current: sub.down.target(),
+        hold: sub.upgrade_hold_until.is_some_and(|t| now < t),
+        priority: 0,
+        ever_flowed: layers.iter().any(|l| l.ssrc.is_some()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn camera(current: Option<usize>) -> Demand {
+        Demand {
+            layers: vec![Some(150_000), Some(500_000), Some(1_700_000)],
+            cap: Some(2),
+            current,
+            hold: false,
+            priority: 0,
+            ever_flowed: true,
+        }
+    }
+
+    fn layers(a: &Allocation) -> Vec<Decision> {
+        a.decisions.clone()
+    }
+
+    #[test]
+    fn a_narrow_link_gets_the_low_layer_and_a_wide_one_the_top() {
+        let a = allocate(400_000, &[camera(Some(0))]);
+        assert_eq!(layers(&a), [Decision::Layer(0)]);
+        assert!(a.deficit);
+        let a = allocate(5_000_000, &[camera(Some(0))]);
+        assert_eq!(layers(&a), [Decision::Layer(2)]);
+        assert!(!a.deficit);
+        assert_eq!(a.allocated, 1_700_000);
+        assert_eq!(a.wanted, 1_700_000);
+    }
+
+    #[test]
+    fn every_video_plays_before_any_gets_better() {
+        let demands = [camera(Some(0)), camera(Some(0)), camera(Some(0))];
+        let a = allocate(1_300_000, &demands);
+        // 3 x 150k first, then raises in turn: 500k + 500k fit, a third not.
+        assert_eq!(
+            layers(&a),
+            [Decision::Layer(1), Decision::Layer(1), Decision::Layer(0)]
+        );
+    }
+
+    #[test]
+    fn a_video_whose_lowest_layer_does_not_fit_is_paused() {
+        let a = allocate(100_000, &[camera(Some(0))]);
+        assert_eq!(layers(&a), [Decision::Paused(PauseReason::Bandwidth)]);
+        let none_flowing = Demand {
+            layers: vec![None, None],
+            ..camera(None)
+        };
+        let a = allocate(5_000_000, &[none_flowing]);
+        assert_eq!(layers(&a), [Decision::Paused(PauseReason::Publisher)]);
+    }
+
+    #[test]
+    fn upgrades_need_headroom_and_wait_after_a_downgrade_but_downgrades_do_not() {
+        // 1.7M fits 1.8M but not with 15 % headroom: stay on the middle.
+        let a = allocate(1_800_000, &[camera(Some(1))]);
+        assert_eq!(layers(&a), [Decision::Layer(1)]);
+        // Already on top: 1.8M keeps it there.
+        let a = allocate(1_800_000, &[camera(Some(2))]);
+        assert_eq!(layers(&a), [Decision::Layer(2)]);
+        // Down at once when it no longer fits.
+        let a = allocate(1_600_000, &[camera(Some(2))]);
+        assert_eq!(layers(&a), [Decision::Layer(1)]);
+        let held = Demand {
+            hold: true,
+            ..camera(Some(0))
+        };
+        assert_eq!(layers(&allocate(5_000_000, &[held])), [Decision::Layer(0)]);
+    }
+
+    #[test]
+    fn preferences_cap_the_layer_and_hidden_videos_get_nothing() {
+        let capped = Demand {
+            cap: Some(1),
+            ..camera(Some(0))
+        };
+        let hidden = Demand {
+            cap: None,
+            ..camera(Some(0))
+        };
+        let a = allocate(10_000_000, &[capped, hidden]);
+        assert_eq!(layers(&a), [Decision::Layer(1), Decision::Unwanted]);
+        assert!(!a.deficit);
+    }
+
+    #[test]
+    fn higher_priority_is_served_first() {
+        let screen = Demand {
+            priority: 1,
+            ..camera(None)
+        };
+        let a = allocate(200_000, &[camera(None), screen]);
+        assert_eq!(
+            layers(&a),
+            [Decision::Paused(PauseReason::Bandwidth), Decision::Layer(0)]
+        );
+    }
+
+    #[test]
+    fn a_stopped_layer_is_skipped() {
+        let top_gone = Demand {
+            layers: vec![Some(150_000), Some(500_000), None],
+            ..camera(Some(2))
+        };
+        let a = allocate(5_000_000, &[top_gone]);
+        assert_eq!(layers(&a), [Decision::Layer(1)]);
+    }
+
+    #[test]
+    fn the_cap_is_the_smallest_layer_that_covers_the_shown_size() {
+        let mut three = crate::media::simulcast::layers_for(&["q".into(), "h".into(), "f".into()]);
+        assert_eq!(layer_cap(&three, 0, 0), 2, "no size: no limit");
+        assert_eq!(layer_cap(&three, 320, 180), 0);
+        assert_eq!(layer_cap(&three, 400, 225), 1);
+        assert_eq!(layer_cap(&three, 1920, 1080), 2);
+        three[1].size = Some((960, 540));
+        assert_eq!(layer_cap(&three, 800, 450), 1, "measured sizes win");
+    }
+}
