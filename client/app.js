@@ -20,8 +20,10 @@
  *   signaling.js     the WebSocket and its message queue
  *   ice.js           peer connection setup and trickle candidates
  *   publish.js       local media, the publish PC, mute and camera
+ *   simulcast.js     the camera's simulcast layers and `publish_layers` (dynacast)
  *   subscribe.js     the subscribe PC, the mid -> track table
- *   participants.js  the room's other participants and their tracks
+ *   adaptive.js      `video_preference`: how each remote video is shown
+ *   participants.js  the room's other participants, their tracks and paused videos
  *   tiles.js         the grid's tiles for local and remote participants
  *   log.js           console logging
  *
@@ -29,8 +31,11 @@
  *
  * Test hooks: `data-testid` attributes on the page, remote tiles carry
  * `data-participant-id`, `data-participant-name`, `data-video-muted`,
- * `data-audio-muted` and `data-connection-state`; `window.cascade` exposes
- * `participantId`, `publishPc`, `subscribePc` and `tracksByMid`.
+ * `data-audio-muted`, `data-connection-state` and `data-paused` (with a
+ * `data-testid="track-paused"` overlay while paused); `window.cascade` exposes
+ * `participantId`, `publishPc`, `subscribePc`, `tracksByMid`,
+ * `publishEncodings` (the camera's simulcast layers) and `videoPreferences`
+ * (the last `video_preference` sent per remote track id).
  *
  * Plain browser JavaScript modules, no build step, no external resources.
  */
@@ -41,8 +46,12 @@ import { onRemoteCandidate } from './ice.js';
 import {
   getLocalMedia, stopStream, startPublishing, onPublishAnswer, localTrack, toggleLocalTrack,
 } from './publish.js';
+import { onPublishLayers, publishEncodings } from './simulcast.js';
 import { onSubscribeOffer, tracksByMid } from './subscribe.js';
-import { addParticipant, removeParticipant, setTrack, removeTrack } from './participants.js';
+import { isPreferenceError, sentPreferences, stopAdaptiveStream } from './adaptive.js';
+import {
+  addParticipant, removeParticipant, setTrack, removeTrack, pauseTrack, resumeTrack,
+} from './participants.js';
 import {
   addLocalTile, clearTiles, detachMedia, hideAudioUnlock, unlockAudio,
   renderLocalIndicators, renderLocalConnectionState, renderRemoteConnectionState,
@@ -81,6 +90,9 @@ const HANDLERS = {
   track_published: (s, m) => setTrack(s, m.participant_id, m.track),
   track_updated: (s, m) => setTrack(s, m.participant_id, m.track),
   track_removed: (s, m) => removeTrack(s, m.participant_id, m.track_id),
+  track_paused: (s, m) => pauseTrack(s, m.participant_id, m.track_id, m.reason),
+  track_resumed: (s, m) => resumeTrack(s, m.participant_id, m.track_id),
+  publish_layers: onPublishLayers,
   candidate: onRemoteCandidate,
   error: onServerError,
   pong: () => {},
@@ -167,6 +179,7 @@ function leave() {
 /** Releases everything the session holds and returns to the join screen. */
 function teardown(s) {
   if (!endSession(s)) return;
+  stopAdaptiveStream(s);
   for (const pc of [s.publishPc, s.subscribePc]) {
     if (pc) pc.close();
   }
@@ -193,6 +206,7 @@ async function onJoined(s, msg) {
 }
 
 function onServerError(s, msg) {
+  if (isPreferenceError(s, msg)) return; // adaptive stream is an optimisation: nothing to show
   showError(`Server error ${msg.code || '?'}: ${msg.message || ''}`);
   if (msg.code === 'fatal') teardown(s);
 }
@@ -317,6 +331,10 @@ window.cascade = {
   get room() { return fromSession((s) => s.room); },
   /** mid -> {participant_id, track_id, kind} for the subscribe connection. */
   get tracksByMid() { return fromSession(tracksByMid, {}); },
+  /** The camera's send encodings: [{rid, active, scaleResolutionDownBy, maxBitrate}]. */
+  get publishEncodings() { return fromSession(publishEncodings, []); },
+  /** Remote track id -> the last {visible, width, height} sent in video_preference. */
+  get videoPreferences() { return fromSession(sentPreferences, {}); },
   join,
   leave,
 };

@@ -1,12 +1,16 @@
 /**
  * The other participants in the room, as the server announces them
  * (`joined`, `participant_joined`/`participant_left`,
- * `track_published`/`track_updated`/`track_removed`): each with its tracks
- * and mute states, and its tile.
+ * `track_published`/`track_updated`/`track_removed`,
+ * `track_paused`/`track_resumed`): each with its tracks, their mute states,
+ * which of its videos the server paused and why, and its tile.
  */
 import { log } from './log.js';
-import { addRemoteTile, removeTile, renderRemoteIndicators, renderRemoteConnectionState } from './tiles.js';
+import {
+  addRemoteTile, removeTile, renderRemoteIndicators, renderRemoteConnectionState, renderRemotePaused,
+} from './tiles.js';
 import { syncRemoteMedia } from './subscribe.js';
+import { forgetTile } from './adaptive.js';
 
 /** Adds a participant (or the tracks of a known one); never ourselves. */
 export function addParticipant(s, info) {
@@ -14,7 +18,7 @@ export function addParticipant(s, info) {
   let p = s.participants.get(info.id);
   if (!p) {
     const name = info.name || info.id;
-    p = { id: info.id, name, tracks: new Map(), tile: addRemoteTile(info.id, name) };
+    p = { id: info.id, name, tracks: new Map(), paused: new Map(), tile: addRemoteTile(info.id, name) };
     s.participants.set(p.id, p);
     log('participant', p.name, p.id);
   }
@@ -28,6 +32,7 @@ export function removeParticipant(s, id) {
   const p = s.participants.get(id);
   if (!p) return;
   s.participants.delete(id);
+  forgetTile(s, p.tile);
   removeTile(p.tile);
   log('participant left', p.name, id);
 }
@@ -44,5 +49,31 @@ export function removeTrack(s, participantId, trackId) {
   const p = s.participants.get(participantId);
   if (!p) return;
   p.tracks.delete(trackId);
+  p.paused.delete(trackId);
   renderRemoteIndicators(p.tile, p.tracks);
+  renderPaused(p);
+}
+
+/** track_paused: the server stopped forwarding one of the participant's videos. */
+export function pauseTrack(s, participantId, trackId, reason) {
+  const p = s.participants.get(participantId);
+  if (!p || trackId == null) return;
+  p.paused.set(String(trackId), reason === 'bandwidth' ? 'bandwidth' : 'publisher');
+  log('video paused', p.name, trackId, reason);
+  renderPaused(p);
+}
+
+/** track_resumed: forwarding of a paused video started again. */
+export function resumeTrack(s, participantId, trackId) {
+  const p = s.participants.get(participantId);
+  if (!p || !p.paused.delete(String(trackId))) return;
+  log('video resumed', p.name, trackId);
+  renderPaused(p);
+}
+
+/** The tile is paused while any of its videos is; "bandwidth" wins over "publisher". */
+function renderPaused(p) {
+  const reasons = [...p.paused.values()];
+  const reason = reasons.includes('bandwidth') ? 'bandwidth' : reasons[0] || null;
+  renderRemotePaused(p.tile, reason);
 }

@@ -1,12 +1,14 @@
 /**
  * The publish connection (the client offers): local camera and microphone,
- * one `sendonly` transceiver per local track, `publish_offer` and
- * `publish_answer`, and muting, which flips a local track's `enabled` and
- * tells the server with `mute`.
+ * one `sendonly` transceiver per local track (the camera's as simulcast
+ * layers, see simulcast.js), `publish_offer` and `publish_answer`, and
+ * muting, which flips a local track's `enabled` and tells the server with
+ * `mute`.
  */
 import { log, errorText } from './log.js';
 import { send } from './signaling.js';
 import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
+import { addCameraTransceiver, logNegotiatedLayers } from './simulcast.js';
 
 /** Publish order fixes the publish mids: audio gets "0", video "1" in practice. */
 const KIND_ORDER = ['audio', 'video'];
@@ -20,7 +22,8 @@ export async function getLocalMedia(onUnavailable) {
     onUnavailable('Camera and microphone need a secure page (https or localhost); joining without publishing.');
     return null;
   }
-  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+  // 1280×720 where the camera offers it: room for all three simulcast layers.
+  const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
   const attempts = [{ audio: true, video }, { audio: true }, { video }];
   let lastError = null;
   for (const constraints of attempts) {
@@ -47,12 +50,15 @@ export async function startPublishing(s, onStateChange) {
   }
   const pc = newPeerConnection(s, 'publish', onStateChange);
   s.publishPc = pc;
+  const streams = [s.localStream];
   for (const track of tracks) {
-    // One encoding per track: no simulcast for now.
-    const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [s.localStream] });
+    const transceiver = track.kind === 'video'
+      ? addCameraTransceiver(pc, track, streams)
+      : pc.addTransceiver(track, { direction: 'sendonly', streams });
     s.publishTransceivers.set(track.kind, transceiver);
   }
   await pc.setLocalDescription(await pc.createOffer());
+  logNegotiatedLayers(s.publishTransceivers.get('video'));
   send(s, { type: 'publish_offer', sdp: pc.localDescription.sdp });
   releaseOutgoingCandidates(s, 'publish');
 }

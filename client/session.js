@@ -35,8 +35,10 @@ export function startSession(room, name) {
     outgoing: { publish: { ready: false, held: [] }, subscribe: { ready: false, held: [] } },
     /** Server candidates held per PC until its remote description is set. */
     incoming: { publish: [], subscribe: [] },
-    /** participant id -> {id, name, tracks: Map(track id -> Track), tile} */
+    /** participant id -> {id, name, tracks: Map(track id -> Track), paused: Map(track id -> reason), tile} */
     participants: new Map(),
+    /** Adaptive stream's observers and the preferences sent (adaptive.js); null until a remote video shows. */
+    adaptive: null,
   };
   return current;
 }

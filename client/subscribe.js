@@ -5,12 +5,14 @@
  * channel. Owns the mid -> track table of the latest offer, which maps each
  * receiver to its participant (`ontrack`'s `streams[0].id`, the participant
  * id, is the fallback when the server sends no table), and puts every
- * received track into its participant's tile.
+ * received track into its participant's tile (and, by track id, into the
+ * adaptive stream's watch list, see adaptive.js).
  */
 import { log } from './log.js';
 import { send } from './signaling.js';
 import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
 import { setTileMedia, renderRemoteConnectionState } from './tiles.js';
+import { showVideosInTile } from './adaptive.js';
 
 function createSubscribePc(s, onStateChange) {
   const pc = newPeerConnection(s, 'subscribe', onStateChange);
@@ -61,6 +63,15 @@ function ownerOf(s, transceiver) {
   return receiving ? s.midOwners.get(transceiver.mid) || null : null;
 }
 
+/**
+ * The server's track id of the video on a subscribe transceiver, from the
+ * offer's table (none without one: then no preferences are sent for it).
+ */
+function videoTrackIdOf(s, transceiver) {
+  const entry = s.haveTrackTable ? s.subscribeTracks.get(transceiver.mid) : null;
+  return entry && transceiver.receiver.track.kind === 'video' ? String(entry.track_id) : null;
+}
+
 /** Puts every active receiver track into its participant's tile. */
 export function syncRemoteMedia(s) {
   const pc = s.subscribePc;
@@ -70,11 +81,18 @@ export function syncRemoteMedia(s) {
     if (transceiver.mid == null || transceiver.currentDirection === 'stopped') continue;
     const owner = ownerOf(s, transceiver);
     if (!owner) continue;
-    if (!byOwner.has(owner)) byOwner.set(owner, []);
-    byOwner.get(owner).push(transceiver.receiver.track);
+    if (!byOwner.has(owner)) byOwner.set(owner, { tracks: [], videoTrackIds: [] });
+    const media = byOwner.get(owner);
+    media.tracks.push(transceiver.receiver.track);
+    const videoTrackId = videoTrackIdOf(s, transceiver);
+    if (videoTrackId) media.videoTrackIds.push(videoTrackId);
   }
+  // Preferences wait for the answer: ontrack fires while an offer is still being answered.
+  const answered = pc.signalingState === 'stable';
   for (const p of s.participants.values()) {
-    setTileMedia(p.tile, byOwner.get(p.id) || []);
+    const media = byOwner.get(p.id) || { tracks: [], videoTrackIds: [] };
+    setTileMedia(p.tile, media.tracks);
+    if (answered) showVideosInTile(s, p.tile, media.videoTrackIds);
     renderRemoteConnectionState(p.tile, pc);
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The tiles in the call grid, one per participant, cloned from the page's
  * tile template: the local preview and the remote tiles, their media
- * elements, mute indicators and connection state (as data attributes the
- * styles and the browser test read), and the prompt that unblocks autoplay.
+ * elements, mute indicators, connection state and paused video (as data
+ * attributes the styles and the browser tests read), and the prompt that
+ * unblocks autoplay.
  */
 import { log, errorText } from './log.js';
 
@@ -26,6 +27,8 @@ export function addLocalTile(name, stream) {
   tile.dataset.participantName = name;
   tile.querySelector('.name').textContent = `${name} (you)`;
   tile.querySelector('.avatar').textContent = initial(name);
+  // Without a camera the preview shows the avatar rather than a black box.
+  tile.dataset.hasVideo = String(!!stream && stream.getVideoTracks().length > 0);
   if (stream) {
     const video = tile.querySelector('video');
     video.srcObject = stream; // the <video> is muted: no echo of ourselves
@@ -134,6 +137,36 @@ function localTrackState(track) {
 function setIndicator(tile, kind, state) {
   tile.dataset[`${kind}Muted`] = String(state === 'muted');
   tile.dataset[`${kind}State`] = state;
+}
+
+/** What a paused remote video's overlay says, by the server's pause reason. */
+const PAUSED_TEXT = {
+  bandwidth: 'Video paused — poor connection',
+  publisher: 'Video unavailable',
+};
+
+/**
+ * Shows that the server paused a remote tile's video (`reason` "bandwidth"
+ * or "publisher") with an overlay over the last frame, or removes the
+ * overlay (`reason` null) once it is resumed.
+ */
+export function renderRemotePaused(tile, reason) {
+  let overlay = tile.querySelector('[data-testid="track-paused"]');
+  tile.dataset.paused = String(!!reason);
+  if (!reason) {
+    if (overlay) overlay.remove();
+    delete tile.dataset.pausedReason;
+    return;
+  }
+  tile.dataset.pausedReason = reason;
+  if (!overlay) {
+    overlay = document.createElement('div');
+    overlay.className = 'paused-overlay';
+    overlay.dataset.testid = 'track-paused';
+    overlay.setAttribute('role', 'status');
+    tile.querySelector('.caption').before(overlay);
+  }
+  overlay.textContent = PAUSED_TEXT[reason] || PAUSED_TEXT.publisher;
 }
 
 /** The local tile shows the publish connection's state. */

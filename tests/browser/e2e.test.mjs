@@ -6,11 +6,14 @@
  * (one browser, three contexts, fake camera and microphone) through the
  * bundled client's auto-join URL `/?room=R&name=N`:
  *
- *   1. the server serves the client;
+ *   1. the server serves every file of the bundled client (client/);
  *   2. all three join at once; each page renders two remote tiles whose
  *      <video> has a picture (videoWidth > 0) and whose subscribe-connection
  *      inbound-rtp video `framesDecoded` keeps rising;
- *   3. A turns the camera off (and on again): B and C see it on A's tile;
+ *      the camera goes out as simulcast layers q/h/f, and each remote video's
+ *      tile sends a `video_preference` (visible, with its size);
+ *   3. A turns the camera off (and on again): B and C see it on A's tile and
+ *      report A's video hidden (and shown again);
  *   4. A mutes the microphone (and unmutes): B and C see it;
  *   5. C clicks Leave: A's and B's grids shrink to one remote tile;
  *   6. A and B still decode each other's video;
@@ -27,31 +30,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdirSync, createWriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..', '..');
-const CASCADE_BIN = process.env.CASCADE_BIN || path.join(ROOT, 'target', 'release', 'cascade');
-const ARTIFACTS = process.env.E2E_ARTIFACTS || path.join(ROOT, 'target');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
+import {
+  ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, startServer,
+  waitFor as waitForWithin,
+} from './support.mjs';
 
 /** Bounds for the waits below (not performance expectations). */
 const SERVER_START_MS = 30_000;
@@ -64,8 +50,8 @@ const NAMES = ['Alice', 'Bob', 'Carol'];
 
 /** Shared state across the steps. */
 const ctx = {
+  /** The server handle from support.mjs's startServer: {child, tail, stop()}. */
   server: null,
-  serverLogTail: [],
   baseUrl: null,
   browser: null,
   /** name -> {name, page, logs: string[], id} */
@@ -76,23 +62,9 @@ const ctx = {
 // Helpers
 // ---------------------------------------------------------------------------
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Polls `probe` until it returns {ok: true}, at most `timeoutMs`.
- * On timeout throws with `what` and the last observed `detail`.
- */
-async function waitFor(what, probe, { timeoutMs = STATE_WAIT_MS, intervalMs = 300 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await probe();
-    if (result.ok) return result;
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n` +
-        `last observed: ${JSON.stringify(result.detail, null, 2)}`);
-    }
-    await sleep(intervalMs);
-  }
+/** support.mjs's waitFor with this test's default bound. */
+function waitFor(what, probe, { timeoutMs = STATE_WAIT_MS, intervalMs = 300 } = {}) {
+  return waitForWithin(what, probe, { timeoutMs, intervalMs });
 }
 
 async function freePort() {
@@ -116,67 +88,24 @@ function peer(name) {
 // Server
 // ---------------------------------------------------------------------------
 
-/** Starts the server and resolves once it serves the client page. */
-async function startServer() {
+/** Starts the server on a free 127.0.0.1 port; resolves once it serves the client page. */
+async function startCascade() {
   const port = await freePort();
-  const args = ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1'];
-  const logFile = createWriteStream(path.join(ARTIFACTS, 'e2e-server.log'));
-  const child = spawn(CASCADE_BIN, args, {
-    env: { RUST_LOG: 'info', ...process.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  ctx.server = child;
-  const keep = (chunk) => {
-    logFile.write(chunk);
-    for (const line of chunk.toString().split('\n')) {
-      if (line) ctx.serverLogTail.push(line);
-    }
-    if (ctx.serverLogTail.length > 400) ctx.serverLogTail.splice(0, ctx.serverLogTail.length - 400);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  let exited = null;
-  child.once('exit', (code, signal) => {
-    exited = { code, signal };
-    ctx.serverLogTail.push(`[e2e] server exited: code=${code} signal=${signal}`);
-  });
-  child.once('error', (err) => {
-    exited = { error: err.message };
-  });
-
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`the server (${CASCADE_BIN} ${args.join(' ')}) to serve ${baseUrl}/`, async () => {
-    if (exited) throw new Error(`server exited before serving: ${JSON.stringify(exited)}`);
-    try {
-      const res = await fetch(`${baseUrl}/`);
-      return { ok: res.ok, detail: `HTTP ${res.status}` };
-    } catch (err) {
-      return { ok: false, detail: err.cause ? err.cause.code || err.cause.message : err.message };
-    }
-  }, { timeoutMs: SERVER_START_MS, intervalMs: 200 });
+  ctx.server = await startServer({
+    args: ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1'],
+    baseUrl,
+    logPath: path.join(ARTIFACTS, 'e2e-server.log'),
+    timeoutMs: SERVER_START_MS,
+  });
   ctx.baseUrl = baseUrl;
   return baseUrl;
 }
 
-/** Stops the server: SIGTERM, then SIGKILL if it lingers. Always resolves. */
+/** Stops the server if it runs. Always resolves. */
 async function stopServer() {
-  const child = ctx.server;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const result = await Promise.race([gone.then(() => 'exited'), sleep(5000).then(() => 'timeout')]);
-  if (result === 'timeout') {
-    child.kill('SIGKILL');
-    await Promise.race([gone, sleep(2000)]);
-  }
+  if (ctx.server) await ctx.server.stop();
 }
-
-// Last resort if the runner is torn down without running `after`.
-process.on('exit', () => {
-  if (ctx.server && ctx.server.exitCode === null && ctx.server.signalCode === null) {
-    ctx.server.kill('SIGKILL');
-  }
-});
 
 // ---------------------------------------------------------------------------
 // Pages
@@ -185,6 +114,7 @@ process.on('exit', () => {
 async function openParticipant(name) {
   const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 720 } });
   await context.grantPermissions(['camera', 'microphone'], { origin: ctx.baseUrl });
+  await serveClientFromDisk(context, ctx.baseUrl);
   const page = await context.newPage();
   const logs = [];
   const stamp = () => new Date().toISOString().slice(11, 23);
@@ -210,12 +140,15 @@ function snapshot(page) {
     const c = window.cascade;
     const framesDecoded = {};
     const audioPackets = {};
+    /** participant id -> the last video_preference sent for their video */
+    const preferences = {};
     const pc = c && c.subscribePc;
     if (pc) {
       const table = c.tracksByMid;
       for (const tr of pc.getTransceivers()) {
         const owner = tr.mid != null && table[tr.mid] ? table[tr.mid].participant_id : null;
         if (!owner) continue;
+        if (table[tr.mid].kind === 'video') preferences[owner] = c.videoPreferences[table[tr.mid].track_id] || null;
         const stats = await tr.receiver.getStats();
         stats.forEach((s) => {
           if (s.type !== 'inbound-rtp') return;
@@ -231,6 +164,7 @@ function snapshot(page) {
       videoMuted: t.dataset.videoMuted,
       audioMuted: t.dataset.audioMuted,
       connection: t.dataset.connectionState,
+      paused: t.dataset.paused,
     }));
     return {
       participantId: c ? c.participantId : null,
@@ -238,6 +172,9 @@ function snapshot(page) {
       tiles,
       framesDecoded,
       audioPackets,
+      preferences,
+      /** The camera's simulcast encodings, as rid/scale. */
+      publishEncodings: c ? c.publishEncodings.map((e) => `${e.rid}/${e.scaleResolutionDownBy}`) : [],
       subscribeState: pc ? pc.connectionState : null,
       publishState: c && c.publishPc ? c.publishPc.connectionState : null,
       errors: [...document.querySelectorAll('[data-testid="error"]')].map((e) => e.textContent),
@@ -279,6 +216,17 @@ async function expectPlaying(viewer, expected) {
     }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
 }
 
+/** Waits until every viewer's last video_preference for `publisher`'s video says `visible`. */
+async function expectPreference(viewers, publisher, visible) {
+  for (const viewer of viewers) {
+    await waitFor(`${viewer} to report ${publisher}'s video as ${visible ? 'visible' : 'hidden'}`, async () => {
+      const pref = (await snapshot(peer(viewer).page)).preferences[peer(publisher).id];
+      const ok = !!pref && pref.visible === visible && (!visible || (pref.width > 0 && pref.height > 0));
+      return { ok, detail: pref };
+    });
+  }
+}
+
 /** Waits until every viewer shows `attr` = `value` on `publisher`'s tile. */
 async function expectTileAttr(viewers, publisher, attr, value) {
   for (const viewer of viewers) {
@@ -312,7 +260,8 @@ async function dumpDiagnostics(step, err) {
     }
     out.push(`---- ${p.name}: console (last 150 lines) ----`, ...p.logs.slice(-150));
   }
-  out.push('\n---- server log (last 150 lines; full log in e2e-server.log) ----', ...ctx.serverLogTail.slice(-150));
+  const serverTail = ctx.server ? ctx.server.tail : [];
+  out.push('\n---- server log (last 150 lines; full log in e2e-server.log) ----', ...serverTail.slice(-150));
   out.push('======== end of diagnostics ========\n');
   console.error(out.join('\n'));
 }
@@ -357,13 +306,16 @@ after(async () => {
 // ---------------------------------------------------------------------------
 
 step('server starts and serves the bundled client', async () => {
-  const base = await startServer();
-  const modules = ['app', 'ice', 'log', 'participants', 'publish', 'session', 'signaling', 'subscribe', 'tiles'];
-  const files = [['/', 'text/html'], ['/style.css', 'text/css'], ...modules.map((m) => [`/${m}.js`, 'javascript'])];
-  for (const [file, type] of files) {
+  const base = await startCascade();
+  // Every file under client/ must be served (the binary embeds them all).
+  for (const [file, , type] of clientFiles()) {
     const res = await fetch(base + file);
+    if (CLIENT_FROM_DISK && res.status === 404) {
+      console.log(`E2E_CLIENT_FROM_DISK: the server does not serve ${file}; the pages get it from client/`);
+      continue;
+    }
     assert.equal(res.status, 200, `GET ${file}`);
-    assert.match(res.headers.get('content-type') || '', new RegExp(type), `content-type of ${file}`);
+    assert.match(res.headers.get('content-type') || '', new RegExp(type.split('/')[1]), `content-type of ${file}`);
   }
   ctx.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
@@ -389,6 +341,12 @@ step('three participants join and each plays two remote videos', async () => {
     const snap = await snapshot(peer(name).page);
     for (const tile of snap.tiles) assert.equal(tile.id, peer(tile.name).id, `${name}'s tile for ${tile.name}`);
     assert.deepEqual(snap.errors, [], `${name} shows errors`);
+    assert.deepEqual(snap.publishEncodings, ['q/4', 'h/2', 'f/1'], `${name} publishes the camera as simulcast q, h, f`);
+    for (const tile of snap.tiles) assert.equal(tile.paused, 'false', `${name}'s tile for ${tile.name} is not paused`);
+  }
+  // Adaptive stream: every remote video's tile reported as shown, with its size.
+  for (const name of NAMES) {
+    for (const other of NAMES.filter((n) => n !== name)) await expectPreference([name], other, true);
   }
   const shot = path.join(ARTIFACTS, 'e2e-screenshot.png');
   await peer('Alice').page.screenshot({ path: shot });
@@ -402,8 +360,11 @@ step('camera off on A shows video-muted on B and C, and back on', async () => {
   }
   await click('Alice', 'toggle-camera');
   await expectTileAttr(['Bob', 'Carol'], 'Alice', 'videoMuted', 'true');
+  // The avatar replaces the video: nothing of it needs forwarding.
+  await expectPreference(['Bob', 'Carol'], 'Alice', false);
   await click('Alice', 'toggle-camera');
   await expectTileAttr(['Bob', 'Carol'], 'Alice', 'videoMuted', 'false');
+  await expectPreference(['Bob', 'Carol'], 'Alice', true);
 });
 
 step('mic mute on A shows audio-muted on B and C, and unmuted again', async () => {

@@ -1,0 +1,167 @@
+/**
+ * What the browser tests share: the Chromium flags that work on these
+ * machines, bounded polling, the Cascade server process (started, its log
+ * kept, always stopped), and the bundled client's files.
+ *
+ * `E2E_CLIENT_FROM_DISK=1` makes the pages load the client's scripts
+ * and styles from `client/` instead of the copies compiled into the server
+ * binary (Playwright or Puppeteer answers those requests), so a client change can
+ * be tried against a binary built before it. The page itself (index.html)
+ * still comes from the server: a document Playwright answered would count as
+ * a public one, and Chromium's local network access checks would then block
+ * its WebSocket to the server's private or loopback address.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(HERE, '..', '..');
+export const CASCADE_BIN = process.env.CASCADE_BIN || path.join(ROOT, 'target', 'release', 'cascade');
+export const ARTIFACTS = process.env.E2E_ARTIFACTS || path.join(ROOT, 'target');
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const CLIENT_DIR = path.join(ROOT, 'client');
+export const CLIENT_FROM_DISK = !!process.env.E2E_CLIENT_FROM_DISK;
+
+/** DESIGN.md's Chromium flags (Playwright adds --headless and the user data dir). */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Polls `probe` until it returns {ok: true}, at most `timeoutMs`.
+ * On timeout throws with `what` and the last observed `detail`.
+ */
+export async function waitFor(what, probe, { timeoutMs = 15_000, intervalMs = 300 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await probe();
+    if (result.ok) return result;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n` +
+        `last observed: ${JSON.stringify(result.detail, null, 2)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The bundled client's files
+// ---------------------------------------------------------------------------
+
+const CONTENT_TYPES = { '.html': 'text/html', '.css': 'text/css', '.js': 'text/javascript' };
+
+/** Every file of client/ as [URL path, file, content type]; index.html is served at "/". */
+export function clientFiles() {
+  return readdirSync(CLIENT_DIR)
+    .filter((f) => CONTENT_TYPES[path.extname(f)])
+    .sort()
+    .map((f) => [f === 'index.html' ? '/' : `/${f}`, path.join(CLIENT_DIR, f), CONTENT_TYPES[path.extname(f)]]);
+}
+
+/** URL path -> {file, type} of the client's scripts and styles (not the page). */
+function clientSubresources() {
+  return new Map(clientFiles()
+    .filter(([urlPath]) => urlPath !== '/')
+    .map(([urlPath, file, type]) => [urlPath, { file, type: `${type}; charset=utf-8` }]));
+}
+
+/** With E2E_CLIENT_FROM_DISK, answers a Playwright context's requests for client scripts and styles from client/. */
+export async function serveClientFromDisk(context, baseUrl) {
+  if (!CLIENT_FROM_DISK) return;
+  const files = clientSubresources();
+  const origin = new URL(baseUrl).origin;
+  await context.route((url) => url.origin === origin && files.has(url.pathname), (route) => {
+    const { file, type } = files.get(new URL(route.request().url()).pathname);
+    return route.fulfill({ path: file, contentType: type, headers: { 'cache-control': 'no-cache' } });
+  });
+}
+
+/** The same for a Puppeteer page (Firefox over WebDriver BiDi). */
+export async function serveClientFromDiskToPuppeteer(page, baseUrl) {
+  if (!CLIENT_FROM_DISK) return;
+  const files = clientSubresources();
+  const origin = new URL(baseUrl).origin;
+  await page.setRequestInterception(true);
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    const hit = url.origin === origin ? files.get(url.pathname) : undefined;
+    const answer = hit
+      ? request.respond({ status: 200, contentType: hit.type, headers: { 'cache-control': 'no-cache' }, body: readFileSync(hit.file) })
+      : request.continue();
+    Promise.resolve(answer).catch(() => {}); // the page may be gone meanwhile
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------
+
+/**
+ * Starts `command args` (the server, possibly behind a wrapper), writing its
+ * output to `logPath` and keeping the last lines; resolves once `baseUrl`/
+ * answers with 200. The returned handle's `stop()` always resolves.
+ */
+export async function startServer({ command = CASCADE_BIN, args, baseUrl, logPath, timeoutMs = 30_000 }) {
+  const logFile = createWriteStream(logPath);
+  const child = spawn(command, args, {
+    env: { RUST_LOG: 'info', ...process.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const server = { child, tail: [], exited: null, baseUrl, stop: () => stopProcess(child) };
+  const keep = (chunk) => {
+    logFile.write(chunk);
+    for (const line of chunk.toString().split('\n')) {
+      if (line) server.tail.push(line);
+    }
+    if (server.tail.length > 400) server.tail.splice(0, server.tail.length - 400);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.once('exit', (code, signal) => {
+    server.exited = { code, signal };
+    server.tail.push(`[test] server exited: code=${code} signal=${signal}`);
+  });
+  child.once('error', (err) => {
+    server.exited = { error: err.message };
+  });
+  // Last resort if the runner is torn down without running `after`.
+  process.once('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+
+  await waitFor(`the server (${command} ${args.join(' ')}) to serve ${baseUrl}/`, async () => {
+    if (server.exited) throw new Error(`server exited before serving: ${JSON.stringify(server.exited)}`);
+    try {
+      const res = await fetch(`${baseUrl}/`);
+      return { ok: res.ok, detail: `HTTP ${res.status}` };
+    } catch (err) {
+      return { ok: false, detail: err.cause ? err.cause.code || err.cause.message : err.message };
+    }
+  }, { timeoutMs, intervalMs: 200 });
+  return server;
+}
+
+/** SIGTERM, then SIGKILL if the process lingers. Always resolves. */
+export async function stopProcess(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const result = await Promise.race([gone.then(() => 'exited'), sleep(5000).then(() => 'timeout')]);
+  if (result === 'timeout') {
+    child.kill('SIGKILL');
+    await Promise.race([gone, sleep(2000)]);
+  }
+}
