@@ -15,9 +15,12 @@
 //! - a video whose lowest layer does not fit is paused, and its subscriber
 //!   told; it resumes when it fits again.
 //!
-//! Downgrades take effect at once; upgrades need [`UPGRADE_HEADROOM`] over
-//! the layer's price and wait [`UPGRADE_HOLD`] after a downgrade of the same
-//! video, so layers do not flap on a noisy estimate. To find more capacity,
+//! Downgrades take effect at once; a pause only after the lowest layer did
+//! not fit for [`PAUSE_AFTER`] (and a video already on its lowest layer
+//! keeps it down to [`LOWEST_LAYER_KEEP`] of its price); upgrades and resumes need
+//! [`UPGRADE_HEADROOM`] over the layer's price and wait [`UPGRADE_HOLD`]
+//! after a downgrade or pause of the same video, so layers do not flap on a
+//! noisy estimate. To find more capacity,
 //! the allocator tells str0m what it would like to send
 //! (`bwe().set_bitrate`): str0m probes towards it.
 
@@ -35,6 +38,10 @@ use super::simulcast::Layer;
 /// An upgrade needs this much more estimate than the new layer's price.
 pub const UPGRADE_HEADROOM: f64 = 1.15;
 
+/// A video already on its lowest layer keeps it while the estimate covers
+/// this share of the layer's price.
+pub const LOWEST_LAYER_KEEP: f64 = 0.6;
+
 /// After a video was moved down, it is not moved up for this long.
 pub const UPGRADE_HOLD: Duration = Duration::from_secs(4);
 
@@ -42,6 +49,15 @@ pub const UPGRADE_HOLD: Duration = Duration::from_secs(4);
 /// single-layer video may be paused: the initial estimate is a guess, and a
 /// video paused on a guess waits for a keyframe to come back.
 pub const ESTIMATE_SETTLE: Duration = Duration::from_secs(3);
+
+/// How long a video's lowest layer must go on not fitting before the video
+/// is paused (a collapse of the estimate right after congestion often
+/// recovers within a second or two).
+pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
+
+/// While a video is short of its best layer, the desired rate steps up
+/// (or back) this often; every step up makes str0m probe.
+pub const PROBE_NUDGE: Duration = Duration::from_secs(3);
 
 /// What an audio track is priced at before its rate is measured.
 const AUDIO_PRICE: u64 = 48_000;
@@ -88,6 +104,9 @@ pub struct Allocation {
     pub allocated: u64,
     /// Bits per second the best allowed layers would cost.
     pub wanted: u64,
+    /// The extra bits per second the first upgrade (or resume) that did not
+    /// fit needs: what padding should make room for.
+    pub next_step: Option<u64>,
 }
 
 /// Spreads `budget` bits per second (the estimate minus audio) over `demands`.
@@ -97,6 +116,7 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
     let mut decisions = vec![Decision::Unwanted; demands.len()];
     let mut left = budget;
     let mut wanted = 0;
+    let mut next_step = None;
 
     // Every video that can, gets its lowest allowed layer.
     for &i in &order {
@@ -108,11 +128,13 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
         };
         wanted += d.allowed(cap).last().map_or(0, |(_, p)| p);
         let need = d.price_to_reach(lowest, price);
-        if need <= left {
+        let held = d.hold && d.current.is_none();
+        if need <= left && !held {
             decisions[i] = Decision::Layer(lowest);
-            left -= price;
+            left = left.saturating_sub(price);
         } else {
             decisions[i] = Decision::Paused(PauseReason::Bandwidth);
+            next_step.get_or_insert(need);
         }
     }
 
@@ -137,6 +159,8 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
                 decisions[i] = Decision::Layer(next);
                 left = left.saturating_sub(price.saturating_sub(paid));
                 raised = true;
+            } else {
+                next_step.get_or_insert(extra.saturating_sub(left));
             }
         }
         if !raised {
@@ -158,6 +182,7 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
         deficit,
         allocated,
         wanted,
+        next_step,
     }
 }
 
@@ -175,7 +200,13 @@ impl Demand {
     /// staying or going down costs the price, going up (or resuming) costs
     /// the headroom too.
     fn price_to_reach(&self, layer: usize, price: u64) -> u64 {
+        let lowest = self.layers.iter().position(Option::is_some);
         match self.current {
+            // Keeping the lowest layer through a dip of the estimate beats
+            // a pause and the keyframe a resume costs.
+            Some(c) if layer <= c && Some(layer) == lowest => {
+                (price as f64 * LOWEST_LAYER_KEEP) as u64
+            }
             Some(c) if layer <= c => price,
             _ => (price as f64 * UPGRADE_HEADROOM) as u64,
         }
@@ -223,16 +254,33 @@ fn layer_price(layers: &[Layer], layer: usize) -> Option<u64> {
 }
 
 /// A subscriber's allocator state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AllocatorState {
     /// The latest estimate of the subscribe connection, once str0m gave one.
     pub estimate: Option<Bitrate>,
     /// When the first estimate arrived.
     pub estimate_since: Option<Instant>,
-    /// What was last passed to `bwe().set_bitrate` as desired.
-    desired: Option<Bitrate>,
+    /// What was last passed to `bwe().set_bitrate`: minimum and desired.
+    bitrates: Option<(u64, u64)>,
+    /// When the desired rate is stepped next while a video is short.
+    next_nudge: Instant,
+    /// Whether the desired rate is stepped up now.
+    nudged: bool,
     /// Whether the last allocation left a video short (for the metric).
     pub deficit: bool,
+}
+
+impl AllocatorState {
+    pub fn new(now: Instant) -> Self {
+        AllocatorState {
+            estimate: None,
+            estimate_since: None,
+            bitrates: None,
+            next_nudge: now + PROBE_NUDGE,
+            nudged: false,
+            deficit: false,
+        }
+    }
 }
 
 impl MediaCore {
@@ -246,6 +294,9 @@ impl MediaCore {
         let Some(p) = self.members.participants.get_mut(&subscriber) else {
             return;
         };
+        if p.allocator.estimate == Some(estimate) {
+            return;
+        }
         p.allocator.estimate = Some(estimate);
         p.allocator.estimate_since.get_or_insert(now);
         self.allocate_for(now, subscriber);
@@ -293,24 +344,31 @@ impl MediaCore {
         for (n, (&index, decision)) in videos.iter().zip(&allocation.decisions).enumerate() {
             let sub = &mut p.subscriptions[index];
             let Some(source) = sub.source else { continue };
+            // The lowest layer not fitting pauses the video only once the
+            // estimate is more than a first guess and the shortfall lasted.
+            let short_since = match *decision {
+                Decision::Paused(PauseReason::Bandwidth) => *sub.short_since.get_or_insert(now),
+                _ => {
+                    sub.short_since = None;
+                    now
+                }
+            };
+            let pause = settled && now >= short_since + PAUSE_AFTER;
             let target = match *decision {
                 Decision::Layer(l) => Some(l),
-                // A guessed estimate pauses nothing.
-                Decision::Paused(PauseReason::Bandwidth) if !settled => {
-                    sub.down.target().or(Some(0))
-                }
+                Decision::Paused(PauseReason::Bandwidth) if !pause => sub.down.target().or(Some(0)),
                 Decision::Paused(PauseReason::Bandwidth) | Decision::Unwanted => None,
                 // Nothing flows: keep the choice for when something does.
                 Decision::Paused(PauseReason::Publisher) => sub.down.target(),
             };
             let before = sub.down.target();
-            if let (Some(b), Some(t)) = (before, target) {
-                if t < b {
-                    sub.upgrade_hold_until = Some(now + UPGRADE_HOLD);
-                    self.telemetry.stats.layer_switches_down += 1;
-                } else if t > b {
-                    self.telemetry.stats.layer_switches_up += 1;
-                }
+            let down = match (before, target) {
+                (Some(b), Some(t)) => t < b,
+                (Some(_), None) => *decision != Decision::Unwanted,
+                _ => false,
+            };
+            if down {
+                sub.upgrade_hold_until = Some(now + UPGRADE_HOLD);
             }
             if sub.down.set_target(target) && target != before {
                 keyframes.push((source, target));
@@ -342,18 +400,37 @@ impl MediaCore {
             self.telemetry.stats.allocation_deficits += 1;
         }
         p.allocator.deficit = allocation.deficit;
-        let desired = Bitrate::bps(
-            (allocation.wanted + audio).max(super::INITIAL_BANDWIDTH_ESTIMATE.as_u64()),
-        );
-        let retarget = p
-            .allocator
-            .desired
-            .is_none_or(|d| differs_by_a_tenth(d.as_u64(), desired.as_u64()));
+        // Probing: `desired` is what the best allowed layers cost; while a
+        // video is short, padding keeps the link as full as the estimate
+        // allows up to the next step (so the estimate can grow without
+        // risking a layer on it), and every PROBE_NUDGE the desired rate
+        // steps up a little, which makes str0m probe for real.
+        let desired = (allocation.wanted + audio).max(super::INITIAL_BANDWIDTH_ESTIMATE.as_u64());
+        let minimum = match allocation.next_step {
+            Some(step) if allocation.deficit => (audio + allocation.allocated + step).min(desired),
+            _ => 0,
+        };
+        let nudge = allocation.deficit && now >= p.allocator.next_nudge;
+        if nudge {
+            p.allocator.next_nudge = now + PROBE_NUDGE;
+            p.allocator.nudged = !p.allocator.nudged;
+        }
+        let desired = match p.allocator.nudged {
+            true => desired + desired / 50,
+            false => desired,
+        };
+        let target = (minimum, desired);
+        let retarget = nudge
+            || p.allocator.bitrates.is_none_or(|(m, d)| {
+                differs_by_a_tenth(m, minimum) || differs_by_a_tenth(d, desired)
+            });
         let peer = p.subscribe_peer;
         if retarget {
-            p.allocator.desired = Some(desired);
+            p.allocator.bitrates = Some(target);
             if let Some(peer) = peer.and_then(|k| self.scheduler.get_mut(k)) {
-                peer.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+                peer.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
             }
             if let Some(key) = peer {
                 self.scheduler.mark_dirty(key);
@@ -466,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_video_whose_lowest_layer_does_not_fit_is_paused() {
-        let a = allocate(100_000, &[camera(Some(0))]);
+        let a = allocate(80_000, &[camera(Some(0))]);
         assert_eq!(layers(&a), [Decision::Paused(PauseReason::Bandwidth)]);
         let none_flowing = Demand {
             layers: vec![None, None],
@@ -507,6 +584,23 @@ mod tests {
         let a = allocate(10_000_000, &[capped, hidden]);
         assert_eq!(layers(&a), [Decision::Layer(1), Decision::Unwanted]);
         assert!(!a.deficit);
+    }
+
+    #[test]
+    fn a_video_on_its_lowest_layer_keeps_it_through_a_dip() {
+        assert_eq!(
+            layers(&allocate(100_000, &[camera(Some(0))])),
+            [Decision::Layer(0)]
+        );
+        assert_eq!(
+            layers(&allocate(100_000, &[camera(None)])),
+            [Decision::Paused(PauseReason::Bandwidth)],
+            "but does not start on it"
+        );
+        assert_eq!(
+            layers(&allocate(80_000, &[camera(Some(0))])),
+            [Decision::Paused(PauseReason::Bandwidth)]
+        );
     }
 
     #[test]

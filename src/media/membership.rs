@@ -133,7 +133,7 @@ impl Participant {
             connected: false,
             subscribe_connected: false,
             disconnected_since: None,
-            allocator: AllocatorState::default(),
+            allocator: AllocatorState::new(now),
         }
     }
 
@@ -264,6 +264,8 @@ pub struct Subscription {
     pub told_paused: Option<PauseReason>,
     /// No upgrade before this (set by a downgrade).
     pub upgrade_hold_until: Option<Instant>,
+    /// Since when even the lowest layer does not fit the estimate.
+    pub short_since: Option<Instant>,
 }
 
 /// How a subscriber shows a remote video: whether at all, and at what size
@@ -296,6 +298,7 @@ impl Subscription {
             preference: VideoPreference::default(),
             told_paused: None,
             upgrade_hold_until: None,
+            short_since: None,
         }
     }
 
@@ -309,6 +312,7 @@ impl Subscription {
             preference: VideoPreference::default(),
             told_paused: None,
             upgrade_hold_until: None,
+            short_since: None,
         }
     }
 

@@ -5,9 +5,13 @@
 //! - [`server`]: a real server on ephemeral loopback ports and a WebSocket
 //!   client for it;
 //! - [`http`]: a minimal HTTP/1.1 client for the WHIP/WHEP tests;
-//! - [`peer`]: a str0m peer on a real UDP socket (WHIP/WHEP clients).
+//! - [`peer`]: a str0m peer on a real UDP socket (WHIP/WHEP clients);
+//! - [`link`]: a rate-limited link with a bounded queue, for the simulation;
+//! - [`vp8`]: VP8-shaped simulcast payloads for simulated publishers.
 
 pub mod http;
+pub mod link;
 pub mod peer;
 pub mod server;
 pub mod sim;
+pub mod vp8;

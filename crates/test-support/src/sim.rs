@@ -1,6 +1,9 @@
 //! Deterministic simulation: one [`MediaCore`] and any number of str0m client
 //! peers in one process, a fake clock and a fake network with 1 ms one-way
 //! latency. No sockets, no sleeps: time jumps to the next thing that happens.
+//! A client's downlink can be made a bottleneck ([`Sim::shape_downlink`],
+//! see [`Link`]), and a client can publish VP8-shaped simulcast
+//! ([`Sim::publish_simulcast`], see [`crate::vp8`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -14,10 +17,13 @@ use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::link::Link;
+use crate::vp8::{ladder, next_frame, LayerSource};
 
 const LATENCY: Duration = Duration::from_millis(1);
 const MAX_STEP: Duration = Duration::from_millis(5);
@@ -27,8 +33,12 @@ const MAX_STEP: Duration = Duration::from_millis(5);
 pub struct Received {
     pub mid: Mid,
     pub seq: u64,
+    pub timestamp: u32,
     pub pt: Pt,
     pub payload: Vec<u8>,
+    pub at: Instant,
+    /// Datagrams the client's shaped downlink had dropped when this arrived.
+    pub link_drops: u64,
 }
 
 /// A client peer connection inside the simulation.
@@ -56,6 +66,8 @@ pub struct SimClient {
     pub removal: Option<LeaveReason>,
     /// Never answers subscribe offers (a client that joins and goes quiet).
     pub silent: bool,
+    /// Its simulcast video layers, lowest first, if it publishes simulcast.
+    pub layers: Vec<LayerSource>,
     sent: u64,
 }
 
@@ -84,6 +96,12 @@ struct InFlight {
     transmit: Transmit,
 }
 
+/// Puts `flight` in `network`, which is kept in order of arrival.
+fn enqueue(network: &mut VecDeque<InFlight>, flight: InFlight) {
+    let at = network.partition_point(|f| f.at <= flight.at);
+    network.insert(at, flight);
+}
+
 /// Predicate that drops a server->client datagram when it returns true.
 pub type DropFilter = Box<dyn FnMut(&Transmit) -> bool>;
 
@@ -105,6 +123,8 @@ pub struct Sim {
     pub hold_answers: bool,
     held_answers: Vec<(ParticipantId, SdpAnswer)>,
     next_media: Instant,
+    /// Bottlenecks on the way from the server to these addresses.
+    pub links: HashMap<SocketAddr, Link>,
 }
 
 impl Default for Sim {
@@ -137,6 +157,7 @@ impl Sim {
             hold_answers: false,
             held_answers: Vec::new(),
             next_media: now,
+            links: HashMap::new(),
         }
     }
 
@@ -203,6 +224,7 @@ impl Sim {
             keyframe_requests: 0,
             removal: None,
             silent,
+            layers: Vec::new(),
             sent: 0,
         });
         let index = self.clients.len() - 1;
@@ -233,6 +255,67 @@ impl Sim {
         client.publish = Some(pc);
         client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
         self.pump();
+    }
+
+    /// The client offers audio and a q/h/f simulcast video (see
+    /// [`crate::vp8::ladder`]) on a new publish connection.
+    pub fn publish_simulcast(&mut self, index: usize) {
+        let mut pc = self.client_pc();
+        let mut api = pc.rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let mut simulcast = Simulcast::new();
+        let layers = ladder();
+        for layer in &layers {
+            simulcast.add_send_layer(SimulcastLayer::new(layer.rid));
+        }
+        let video = api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
+        let (offer, pending) = api.apply().expect("offer");
+        let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
+        let id = self.clients[index].id;
+        let server_rtc = cascade::media::server_rtc(self.now, PeerRole::Publish);
+        let answer = self
+            .core
+            .publish_offer(self.now, id, Some(server_rtc), offer)
+            .expect("publish offer accepted");
+        let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
+        pc.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer");
+        let client = &mut self.clients[index];
+        client.publish = Some(pc);
+        client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
+        client.layers = layers;
+        self.pump();
+    }
+
+    /// Makes the way from the server to `index`'s subscribe connection a
+    /// bottleneck of `rate_bps` with a queue of `queue_bytes` (or changes
+    /// its rate).
+    pub fn shape_downlink(&mut self, index: usize, rate_bps: u64, queue_bytes: usize) {
+        let addr = self.clients[index]
+            .subscribe
+            .as_ref()
+            .expect("a subscribe connection")
+            .addr;
+        let link = self
+            .links
+            .entry(addr)
+            .or_insert_with(|| Link::new(rate_bps, queue_bytes));
+        link.rate_bps = rate_bps;
+        link.queue_bytes = queue_bytes;
+    }
+
+    /// The shaped downlink of `index`'s subscribe connection, if any.
+    pub fn downlink(&self, index: usize) -> Option<&Link> {
+        self.links
+            .get(&self.clients[index].subscribe.as_ref()?.addr)
     }
 
     /// A participant joins `room` and then does nothing: it never answers
@@ -275,7 +358,40 @@ impl Sim {
             }
             client.sent += 1;
             let n = client.sent;
+            let name = client.name.clone();
+            for (index, layer) in client.layers.iter_mut().enumerate() {
+                if layer.stopped {
+                    continue;
+                }
+                let Some(&(_, mid)) = client
+                    .publish_mids
+                    .iter()
+                    .find(|(k, _)| *k == MediaKind::Video)
+                else {
+                    continue;
+                };
+                let pt = payload_type(&pc.rtc, Codec::Vp8);
+                // Each layer has its own timestamp base, as browsers' have.
+                let time = (layer.frame * 1800) as u32 + index as u32 * 1_000_000;
+                let packets = next_frame(&name, index, layer);
+                let last = packets.len() - 1;
+                let mut api = pc.rtc.direct_api();
+                let stream = api
+                    .stream_tx_by_mid(mid, Some(layer.rid.into()))
+                    .expect("layer stream");
+                for (i, payload) in packets.into_iter().enumerate() {
+                    layer.seq += 1;
+                    stream.write_rtp(
+                        RtpWrite::new(pt, layer.seq.into(), time, now, payload)
+                            .marker(i == last)
+                            .nackable(true),
+                    );
+                }
+            }
             for (kind, mid) in client.publish_mids.clone() {
+                if kind == MediaKind::Video && !client.layers.is_empty() {
+                    continue; // sent per layer above
+                }
                 let codec = if kind == MediaKind::Audio {
                     Codec::Opus
                 } else {
@@ -401,7 +517,11 @@ impl Sim {
             if delivered {
                 // str0m holds one received packet at a time: poll it out
                 // before the next input.
-                drain_client(client, now, &mut self.network);
+                let drops = self
+                    .links
+                    .get(&transmit.destination)
+                    .map_or(0, |l| l.dropped);
+                drain_client_noting(client, now, &mut self.network, drops);
                 return;
             }
         }
@@ -421,10 +541,14 @@ impl Sim {
                 if self.drop_filter.as_mut().is_some_and(|f| f(&t)) {
                     continue;
                 }
-                self.network.push_back(InFlight {
-                    at: now + LATENCY,
-                    transmit: t,
-                });
+                let at = match self.links.get_mut(&t.destination) {
+                    Some(link) => match link.offer(now, t.contents.len()) {
+                        Some(done) => done + LATENCY,
+                        None => continue,
+                    },
+                    None => now + LATENCY,
+                };
+                enqueue(&mut self.network, InFlight { at, transmit: t });
             }
             while let Some(event) = self.core.poll_event() {
                 let CoreEvent::Participant(to, event) = event else {
@@ -514,10 +638,13 @@ impl Sim {
     /// Puts a datagram the server sent (taken from the core by the caller)
     /// on the network, to arrive after the usual latency.
     pub fn send_from_server(&mut self, transmit: Transmit) {
-        self.network.push_back(InFlight {
-            at: self.now + LATENCY,
-            transmit,
-        });
+        enqueue(
+            &mut self.network,
+            InFlight {
+                at: self.now + LATENCY,
+                transmit,
+            },
+        );
     }
 
     /// Drops the `n`th video-sized (> 1000 bytes) datagram the server sends
@@ -546,6 +673,16 @@ impl Sim {
 
 /// Polls both of a client's connections until they wait for time.
 fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InFlight>) {
+    drain_client_noting(client, now, network, 0)
+}
+
+/// [`drain_client`], noting `link_drops` on what is received.
+fn drain_client_noting(
+    client: &mut SimClient,
+    now: Instant,
+    network: &mut VecDeque<InFlight>,
+    link_drops: u64,
+) {
     for (is_sub, pc) in [
         (false, client.publish.as_mut()),
         (true, client.subscribe.as_mut()),
@@ -557,10 +694,13 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
                     pc.deadline = t;
                     break;
                 }
-                Output::Transmit(t) => network.push_back(InFlight {
-                    at: now + LATENCY,
-                    transmit: t,
-                }),
+                Output::Transmit(t) => enqueue(
+                    network,
+                    InFlight {
+                        at: now + LATENCY,
+                        transmit: t,
+                    },
+                ),
                 Output::Event(Event::Connected) => pc.connected = true,
                 Output::Event(Event::RtpPacket(p)) if is_sub => {
                     let mid = pc
@@ -572,13 +712,23 @@ fn drain_client(client: &mut SimClient, now: Instant, network: &mut VecDeque<InF
                         client.received.push(Received {
                             mid,
                             seq: *p.seq_no,
+                            timestamp: p.header.timestamp,
                             pt: p.header.payload_type,
                             payload: p.payload.to_vec(),
+                            at: now,
+                            link_drops,
                         });
                     }
                 }
-                Output::Event(Event::KeyframeRequest(_)) if !is_sub => {
-                    client.keyframe_requests += 1
+                Output::Event(Event::KeyframeRequest(req)) if !is_sub => {
+                    client.keyframe_requests += 1;
+                    let layer = client
+                        .layers
+                        .iter_mut()
+                        .find(|l| req.rid.is_some_and(|rid| &*rid == l.rid));
+                    if let Some(layer) = layer {
+                        layer.keyframe_due = true;
+                    }
                 }
                 Output::Event(_) => {}
             }
