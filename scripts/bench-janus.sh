@@ -17,6 +17,10 @@
 #                      pinned, else 2)
 #   JANUS_PORT         Janus HTTP port on 127.0.0.1 (default 18088, away
 #                      from the 8088 of a packaged janus service)
+#   SIMULCAST=1        Cascade's publishers send q/h/f simulcast
+#                      (cascade-load --simulcast); Janus' stay single-layer
+#   MAX_LAYER=q|h|f    Cascade's subscribers ask for at most that layer
+#                      (--max-layer; default f with SIMULCAST=1)
 #   SKIP_BUILD=1       use the existing target/release binaries
 #   SERVER_BIN, LOAD_BIN  binaries to use instead of target/release/...
 #
@@ -109,7 +113,12 @@ for i in $(seq 100); do
     sleep 0.1
 done
 
-echo "cascade: $WORKERS media workers; janus: event_loops = $EVENT_LOOPS; pinned: $PIN${SERVER_CPUS:+ (servers on CPU $SERVER_CPUS, bots on $LOAD_CPUS)}; args: $*" >&2
+if [ "${#SIMULCAST_ARGS[@]}" -gt 0 ]; then
+    VIDEO="cascade video: ${SIMULCAST_ARGS[*]}; janus video: single layer (the Janus bots do not simulcast)"
+else
+    VIDEO="video: single layer on both"
+fi
+echo "cascade: $WORKERS media workers; janus: event_loops = $EVENT_LOOPS; pinned: $PIN${SERVER_CPUS:+ (servers on CPU $SERVER_CPUS, bots on $LOAD_CPUS)}; $VIDEO; args: $*" >&2
 "${LOAD_PREFIX[@]}" "$LOAD" --spawn-server \
     --server-bin "$SERVER" --workers "$WORKERS" "${SERVER_CPUS_ARGS[@]}" \
-    --janus "http://127.0.0.1:$PORT/janus" --janus-pid "$JANUS_PID" "$@"
+    --janus "http://127.0.0.1:$PORT/janus" --janus-pid "$JANUS_PID" "$@" "${SIMULCAST_ARGS[@]}"

@@ -1,7 +1,10 @@
 //! The bot flavour that speaks Cascade's WebSocket protocol
 //! (`docs/PROTOCOL.md`): `join`, then a publish offer of its own, answers to
-//! every subscribe offer, `leave` at the end.
+//! every subscribe offer, `leave` at the end. With a maximum layer it sends a
+//! `video_preference` of that layer's size for every remote video once; it
+//! stops and starts its own simulcast layers as `publish_layers` says.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -13,7 +16,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::media::{Media, Signaling};
 use super::{AbortOnDrop, BotError, BotOptions, BotReport};
-use cascade_protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use cascade_protocol::{ClientMessage, ServerMessage, TrackKind, PROTOCOL_VERSION};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -28,6 +31,7 @@ pub(super) async fn run(opts: BotOptions) -> Result<BotReport, BotError> {
     let mut signaling = CascadeSignaling {
         tx,
         messages,
+        preferred: HashSet::new(),
         _reader: reader,
     };
     let join = ClientMessage::Join {
@@ -65,6 +69,8 @@ async fn read_messages(mut rx: SplitStream<Ws>, tx: mpsc::Sender<Result<ServerMe
 struct CascadeSignaling {
     tx: SplitSink<Ws, Message>,
     messages: mpsc::Receiver<Result<ServerMessage, BotError>>,
+    /// Remote videos a `video_preference` was sent for.
+    preferred: HashSet<String>,
     _reader: AbortOnDrop,
 }
 
@@ -94,10 +100,32 @@ impl Signaling for CascadeSignaling {
                 }
             }
             ServerMessage::PublishAnswer { sdp } => media.accept_publish_answer(&sdp)?,
-            ServerMessage::SubscribeOffer { sdp, .. } => {
+            ServerMessage::SubscribeOffer { sdp, tracks } => {
                 let sdp = media.accept_subscribe_offer(&sdp)?;
                 self.send(&ClientMessage::SubscribeAnswer { sdp }).await?;
+                let Some(layer) = media.opts.max_layer else {
+                    return Ok(());
+                };
+                let (width, height) = layer.size();
+                for track in tracks.into_iter().filter(|t| t.kind == TrackKind::Video) {
+                    if self.preferred.insert(track.track_id.clone()) {
+                        let preference = ClientMessage::VideoPreference {
+                            track_id: track.track_id,
+                            visible: true,
+                            width: width.into(),
+                            height: height.into(),
+                        };
+                        self.send(&preference).await?;
+                    }
+                }
             }
+            ServerMessage::PublishLayers { mid, layers } => {
+                let layers: Vec<(String, bool)> =
+                    layers.into_iter().map(|l| (l.rid, l.active)).collect();
+                media.set_publish_layers(&mid, &layers);
+            }
+            ServerMessage::TrackPaused { .. } => media.report.tracks_paused += 1,
+            ServerMessage::TrackResumed { .. } => media.report.tracks_resumed += 1,
             ServerMessage::ParticipantLeft { participant_id } => {
                 media.report.participants_left.push(participant_id);
             }

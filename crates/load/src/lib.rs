@@ -11,11 +11,13 @@
 //! - [`janus`]: the same bot speaking the Janus VideoRoom HTTP API;
 //! - [`load`]: scenarios, the runner, its progress line and summary;
 //! - [`payload`]: what the synthetic packets carry;
-//! - [`record`]: loss bitmaps, latency histograms, live counters;
+//! - [`simulcast`]: the three layers a `--simulcast` bot publishes;
+//! - [`record`]: loss bitmaps, simulcast layer following, latency
+//!   histograms, live counters;
 //! - [`summary`]: a run's results, tables, JSON, Janus/Cascade ratios;
 //! - [`procfs`]: CPU and memory of a local server process;
-//! - `media.rs`, `pc.rs`: the connections and the event loop both flavours
-//!   share.
+//! - `media.rs`, `publisher.rs`, `pc.rs`: the connections, the streams a
+//!   bot sends and the event loop both flavours share.
 
 mod cascade;
 pub mod http;
@@ -27,8 +29,10 @@ pub mod payload;
 mod pc;
 pub mod procfs;
 mod progress;
+mod publisher;
 pub mod record;
 pub mod scrape;
+pub mod simulcast;
 pub mod summary;
 
 use std::collections::HashMap;
@@ -39,7 +43,8 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tokio::sync::watch;
 
-pub use record::{Histogram, LiveCounters, StreamReport};
+pub use record::{Histogram, LayerFollower, LayerTotal, LiveCounters, StreamReport};
+pub use simulcast::Layer;
 
 /// What a bot does.
 #[derive(Debug, Clone)]
@@ -59,6 +64,14 @@ pub struct BotOptions {
     /// Video is paced at this multiple of its bitrate, as WebRTC senders do
     /// (libwebrtc's default is 2.5); 0 writes each frame at once.
     pub pacing_factor: f64,
+    /// Publish the video as three simulcast layers (rids `q`, `h`, `f`; the
+    /// top one at `video_bitrate_bps`, the others at their share of it).
+    /// Cascade only: the Janus flavour always publishes one layer.
+    pub simulcast: bool,
+    /// Ask the server for at most this layer of every remote video, with a
+    /// `video_preference` of its size; `None` sends no preference (the
+    /// server then picks what the bandwidth allows). Cascade only.
+    pub max_layer: Option<Layer>,
     pub audio_packet_bytes: usize,
     /// How long to stay after joining, at most.
     pub duration: Duration,
@@ -93,6 +106,8 @@ impl BotOptions {
             video_fps: 30,
             keyframe_interval: Duration::from_secs(3),
             pacing_factor: DEFAULT_PACING_FACTOR,
+            simulcast: false,
+            max_layer: None,
             audio_packet_bytes: 100,
             duration: Duration::from_secs(5),
             drain: Duration::from_millis(500),
@@ -106,13 +121,14 @@ impl BotOptions {
         self.video_packet_bytes.max(64)
     }
 
-    /// Time between two paced video packets; zero when pacing is off.
+    /// Time between two paced packets of a single-layer video; zero when
+    /// pacing is off.
     pub fn pacing_interval(&self) -> Duration {
-        if self.pacing_factor <= 0.0 || self.video_bitrate_bps == 0 {
-            return Duration::ZERO;
-        }
-        let bits = self.video_packet_size() as f64 * 8.0;
-        Duration::from_secs_f64(bits / (self.video_bitrate_bps as f64 * self.pacing_factor))
+        publisher::pacing_interval(
+            self.video_packet_size(),
+            self.video_bitrate_bps,
+            self.pacing_factor,
+        )
     }
 }
 
@@ -147,8 +163,18 @@ pub struct BotReport {
     pub join_to_first_offer: Option<Duration>,
     pub join_to_subscribe_connected: Option<Duration>,
     pub sent_packets: u64,
-    /// Per (sender index, kind).
+    /// Per (sender index, kind); a simulcast video's layers are one stream
+    /// (see [`LayerFollower`]).
     pub received: HashMap<(u32, MediaKind), StreamReport>,
+    /// Per sender index: how its video moved between layers and pauses.
+    pub video_layers: HashMap<u32, LayerFollower>,
+    /// Simulcast video received per layer (q, h, f), all senders.
+    pub received_layers: [LayerTotal; record::LAYERS],
+    /// `track_paused` / `track_resumed` messages from the server.
+    pub tracks_paused: u64,
+    pub tracks_resumed: u64,
+    /// Times the server asked this bot to stop one of its layers (dynacast).
+    pub layers_stopped: u64,
     /// One-way latency of received packets in microseconds (all of them, or
     /// only those in the measurement window of a load run).
     pub latency: Histogram,
@@ -170,6 +196,14 @@ impl BotReport {
     /// Packets lost, all streams.
     pub fn lost_packets(&self) -> u64 {
         self.received.values().map(|s| s.lost()).sum()
+    }
+
+    /// Layer switches, resumes after pauses and switches that did not
+    /// start at a keyframe, all senders.
+    pub fn layer_changes(&self) -> (u64, u64, u64) {
+        self.video_layers.values().fold((0, 0, 0), |(s, r, u), f| {
+            (s + f.switches, r + f.resumes, u + f.unclean_switches)
+        })
     }
 }
 

@@ -20,6 +20,7 @@ use super::procfs::{self, ProcSample};
 use super::progress::Progress;
 use super::record::LiveCounters;
 use super::scrape::Buckets;
+use super::simulcast::Layer;
 use super::summary::{LoadResult, Window};
 use super::{BotControl, BotError, BotOptions, BotReport, Phase};
 
@@ -57,6 +58,11 @@ pub struct LoadOptions {
     pub keyframe_interval: Duration,
     /// Video pacing as a multiple of its bitrate; 0 sends frames at once.
     pub pacing_factor: f64,
+    /// Publishers send three simulcast layers (Cascade only; a Janus run
+    /// is always single-layer).
+    pub simulcast: bool,
+    /// Subscribers ask for at most this layer of every video (Cascade only).
+    pub max_layer: Option<Layer>,
     pub audio_packet_bytes: usize,
     /// Length of the measurement window.
     pub duration: Duration,
@@ -87,6 +93,8 @@ impl Default for LoadOptions {
             video_fps: 30,
             keyframe_interval: Duration::from_secs(3),
             pacing_factor: super::DEFAULT_PACING_FACTOR,
+            simulcast: false,
+            max_layer: None,
             audio_packet_bytes: 100,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
@@ -189,6 +197,19 @@ pub fn plan(opts: &LoadOptions) -> Vec<PlannedBot> {
 
 /// Runs one scenario against one target and measures it.
 pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, LoadError> {
+    // The Janus flavour speaks no simulcast: its bots publish one layer.
+    let janus_opts;
+    let opts = match target {
+        Target::Janus { .. } if opts.simulcast || opts.max_layer.is_some() => {
+            janus_opts = LoadOptions {
+                simulcast: false,
+                max_layer: None,
+                ..opts.clone()
+            };
+            &janus_opts
+        }
+        _ => opts,
+    };
     let bots = plan(opts);
     if bots.is_empty() {
         return Err(LoadError::Empty);
@@ -234,6 +255,8 @@ pub async fn run(target: &Target, opts: &LoadOptions) -> Result<LoadResult, Load
         b.video_fps = opts.video_fps;
         b.keyframe_interval = opts.keyframe_interval;
         b.pacing_factor = opts.pacing_factor;
+        b.simulcast = opts.simulcast;
+        b.max_layer = opts.max_layer;
         b.audio_packet_bytes = opts.audio_packet_bytes;
         b.duration = hard_limit.saturating_sub(started.elapsed());
         b.drain = opts.drain;

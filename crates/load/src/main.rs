@@ -7,6 +7,8 @@
 //! cascade-load --spawn-server --scenario meeting -n 10 --duration 20
 //! # the same scenario against Cascade and Janus, side by side
 //! cascade-load --spawn-server --janus http://127.0.0.1:8088/janus --janus-pid 1234 -n 10
+//! # publishers send q/h/f simulcast, subscribers ask for the 640x360 layer
+//! cascade-load --spawn-server -n 10 --simulcast --max-layer h
 //! ```
 //!
 //! Everything goes to 127.0.0.1; every run is bounded in time.
@@ -22,6 +24,7 @@ use clap::Parser;
 use cascade_load::http::BaseUrl;
 use cascade_load::load::{self, LoadOptions, Scenario, Target};
 use cascade_load::summary::{Comparison, LoadResult};
+use cascade_load::Layer;
 
 /// Load generator for Cascade (and Janus, side by side).
 #[derive(Debug, Parser)]
@@ -62,6 +65,16 @@ struct Args {
     /// (a burst per frame, a 4x burst per keyframe).
     #[arg(long, default_value_t = cascade_load::DEFAULT_PACING_FACTOR)]
     pacing_factor: f64,
+    /// Publish video as three simulcast layers, rids q, h and f (320x180,
+    /// 640x360, 1280x720): f at --video-kbps, q and h at 150/1700 and
+    /// 500/1700 of it. Cascade only: Janus bots stay single-layer.
+    #[arg(long)]
+    simulcast: bool,
+    /// Subscribers send a video_preference of this layer's size for every
+    /// remote video, so the server forwards at most that layer (default f
+    /// with --simulcast; without --simulcast only the preference is sent).
+    #[arg(long, value_enum)]
+    max_layer: Option<Layer>,
     /// RTP payload size of audio packets, bytes (50 packets/s).
     #[arg(long, default_value_t = 100)]
     audio_bytes: usize,
@@ -228,6 +241,8 @@ fn load_options(args: &Args) -> anyhow::Result<LoadOptions> {
         video_fps: args.fps.clamp(1, 120),
         keyframe_interval: Duration::from_secs(args.keyframe_secs.max(1)),
         pacing_factor: args.pacing_factor,
+        simulcast: args.simulcast,
+        max_layer: args.max_layer.or(args.simulcast.then_some(Layer::F)),
         audio_packet_bytes: args.audio_bytes.clamp(32, 1200),
         duration: Duration::from_secs(args.duration),
         warmup: Duration::from_secs(args.warmup),

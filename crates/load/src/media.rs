@@ -1,7 +1,8 @@
 //! The media side of a bot, shared by every signaling flavour (Cascade's
 //! WebSocket API, Janus' HTTP API): two client peer connections on their own
-//! UDP sockets, the synthetic publisher and the receiving recorder, and the
-//! event loop that drives them next to a [`Signaling`] implementation.
+//! UDP sockets, the synthetic publisher (`publisher.rs`) and the receiving
+//! recorder, and the event loop that drives them next to a [`Signaling`]
+//! implementation.
 //!
 //! It knows nothing about how offers and answers travel: the signaling side
 //! calls [`Media::create_publish_offer`], [`Media::accept_publish_answer`]
@@ -14,23 +15,20 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequest, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::RtpPacket;
 use str0m::{Event, Input};
 
-use super::pacer::{Frame, Pacer};
-use super::payload::{self, Stamp};
+use super::payload;
 use super::pc::ClientPc;
+use super::publisher::Outgoing;
 use super::record::PendingCounts;
+use super::simulcast::Layer;
 use super::{BotError, BotOptions, BotReport, Phase};
 
 /// Datagrams read back to back from one socket before other work.
 const RECV_BATCH: usize = 64;
-
-/// A keyframe request is answered at once unless a keyframe went out this
-/// recently (encoders rate-limit them the same way).
-const MIN_KEYFRAME_SPACING: Duration = Duration::from_millis(300);
 
 /// How often a bot publishes its counters to the run's [`LiveCounters`].
 ///
@@ -44,45 +42,15 @@ enum Side {
     Subscribe,
 }
 
-/// Sender state for one published track.
-struct Outgoing {
-    mid: Mid,
-    kind: MediaKind,
-    pt: Pt,
-    seq: u64,
-    counter: u64,
-    /// When the next frame (or audio packet) is due.
-    next_at: Instant,
-    /// Video frames waiting to go out.
-    pacer: Pacer,
-}
-
-impl Outgoing {
-    /// Advances the sequence number and counter for one more packet and
-    /// stamps it with the send time.
-    fn next_stamp(&mut self, sender: u32) -> Stamp {
-        self.counter += 1;
-        self.seq += 1;
-        Stamp {
-            sender,
-            counter: self.counter,
-            sent_micros: payload::now_micros(),
-        }
-    }
-}
-
 /// A bot's connections, what it sends and what it saw.
 pub(crate) struct Media {
     pub opts: BotOptions,
     pub report: BotReport,
     publish: Option<ClientPc>,
     subscribe: Option<ClientPc>,
+    /// One per audio track, video track or simulcast layer.
     outgoing: Vec<Outgoing>,
     publish_connected: bool,
-    last_keyframe: Option<Instant>,
-    /// Time from `last_keyframe` to the next periodic keyframe.
-    keyframe_gap: Duration,
-    keyframe_requested: bool,
     /// When the bot started signaling.
     pub opened_at: Instant,
     phase: Phase,
@@ -110,15 +78,12 @@ pub(crate) trait Signaling {
 impl Media {
     pub fn new(opts: BotOptions, opened_at: Instant) -> Self {
         Media {
-            keyframe_gap: jittered(opts.keyframe_interval),
             opts,
             report: BotReport::default(),
             publish: None,
             subscribe: None,
             outgoing: Vec::new(),
             publish_connected: false,
-            last_keyframe: None,
-            keyframe_requested: false,
             opened_at,
             phase: Phase::Warmup,
             events: Vec::new(),
@@ -139,7 +104,8 @@ impl Media {
     }
 
     /// Creates the publish connection with one send-only m-line per
-    /// published kind and returns its SDP offer.
+    /// published kind (the video with three simulcast layers if asked) and
+    /// returns its SDP offer.
     pub fn create_publish_offer(&mut self) -> Result<String, BotError> {
         let now = Instant::now();
         let mut pc = ClientPc::new(now)?;
@@ -150,7 +116,14 @@ impl Media {
             (MediaKind::Video, self.opts.publish_video),
         ] {
             if on {
-                let mid = api.add_media(kind, Direction::SendOnly, None, None, None);
+                let simulcast = (kind == MediaKind::Video && self.opts.simulcast).then(|| {
+                    let mut s = Simulcast::new();
+                    for layer in Layer::ALL {
+                        s.add_send_layer(SimulcastLayer::new(layer.rid()));
+                    }
+                    s
+                });
+                let mid = api.add_media(kind, Direction::SendOnly, None, None, simulcast);
                 tracks.push((kind, mid));
             }
         }
@@ -171,15 +144,8 @@ impl Media {
                 .find(|p| p.spec().codec == codec)
                 .map(|p| p.pt())
                 .ok_or_else(|| BotError::Protocol(format!("{codec:?} not configured")))?;
-            self.outgoing.push(Outgoing {
-                mid,
-                kind,
-                pt,
-                seq: rand::random::<u16>() as u64 / 2,
-                counter: 0,
-                next_at: now,
-                pacer: Pacer::new(self.opts.pacing_interval(), now),
-            });
+            self.outgoing
+                .extend(Outgoing::for_track(mid, kind, pt, &self.opts, now));
         }
         self.publish = Some(pc);
         Ok(offer.to_sdp_string())
@@ -211,6 +177,23 @@ impl Media {
         };
         let answer = pc.rtc.sdp_api().accept_offer(offer)?;
         Ok(answer.to_sdp_string())
+    }
+
+    /// Dynacast: the server says which layers of the video on `mid` it
+    /// needs; the others stop until it needs them again.
+    pub fn set_publish_layers(&mut self, mid: &str, layers: &[(String, bool)]) {
+        let now = Instant::now();
+        let mid = Mid::from(mid);
+        for o in self.outgoing.iter_mut().filter(|o| o.mid == mid) {
+            let wanted = layers
+                .iter()
+                .find(|(rid, _)| o.rid.is_some_and(|r| &*r == rid.as_str()));
+            if let Some(&(_, active)) = wanted {
+                if o.set_active(active, now) {
+                    self.report.layers_stopped += 1;
+                }
+            }
+        }
     }
 
     /// Runs the bot until its duration is over, the run says leave, or the
@@ -261,11 +244,8 @@ impl Media {
             wake = wake.min(pc.deadline);
         }
         if sending && self.publish_connected {
-            for o in &self.outgoing {
-                wake = wake.min(o.next_at);
-                if let Some(at) = o.pacer.due_at() {
-                    wake = wake.min(at);
-                }
+            for at in self.outgoing.iter().filter_map(Outgoing::wake_at) {
+                wake = wake.min(at);
             }
         }
         if self.opts.control.is_some() {
@@ -335,8 +315,10 @@ impl Media {
                     let at = now.saturating_duration_since(self.opened_at);
                     self.report.join_to_subscribe_connected.get_or_insert(at);
                 }
-                (Side::Publish, Event::KeyframeRequest(_)) => self.keyframe_requested = true,
-                (Side::Subscribe, Event::RtpPacket(packet)) => self.record(now, &packet.payload),
+                (Side::Publish, Event::KeyframeRequest(request)) => {
+                    self.on_keyframe_request(&request)
+                }
+                (Side::Subscribe, Event::RtpPacket(packet)) => self.record(now, &packet),
                 _ => {}
             }
         }
@@ -363,25 +345,64 @@ impl Media {
         Ok(())
     }
 
-    fn record(&mut self, now: Instant, payload: &[u8]) {
-        let Some(stamp) = payload::parse(payload) else {
+    /// A PLI or FIR for one of our streams: a simulcast layer's by rid, or
+    /// every layer of the video when it names none.
+    fn on_keyframe_request(&mut self, request: &KeyframeRequest) {
+        for o in &mut self.outgoing {
+            let layer_matches = request.rid.is_none() || o.rid.is_none() || o.rid == request.rid;
+            if o.mid == request.mid && o.kind == MediaKind::Video && layer_matches {
+                o.request_keyframe();
+            }
+        }
+    }
+
+    fn record(&mut self, now: Instant, packet: &RtpPacket) {
+        let payload = &packet.payload[..];
+        let Some(contents) = payload::read(payload) else {
             return;
         };
-        let kind = payload::kind_of(payload);
+        let stamp = contents.stamp;
+        let kind = contents.kind;
+        // Video goes through the sender's layer follower: simulcast layers
+        // number their packets separately, and a pause skips some.
+        let counter = match kind {
+            MediaKind::Audio => Some(stamp.counter),
+            MediaKind::Video => self
+                .report
+                .video_layers
+                .entry(stamp.sender)
+                .or_default()
+                .follow(
+                    contents.layer.map_or(0, Layer::index),
+                    stamp.counter,
+                    *packet.seq_no,
+                    contents.keyframe,
+                ),
+        };
+        let Some(counter) = counter else {
+            return;
+        };
         let measuring = self.opts.control.is_none() || self.phase == Phase::Measure;
         let stream = self
             .report
             .received
             .entry((stamp.sender, kind))
             .or_default();
-        if !stream.record_at(now, stamp.counter, payload.len()) {
+        if !stream.record_at(now, counter, payload.len()) {
             return;
         }
         if measuring && stream.window_first.is_none() {
-            stream.window_first = Some(stamp.counter);
+            stream.window_first = Some(counter);
         }
         self.pending.received_packets += 1;
         self.pending.received_bytes += payload.len() as u64;
+        if let Some(layer) = contents.layer {
+            let total = &mut self.report.received_layers[layer.index()];
+            total.packets += 1;
+            total.bytes += payload.len() as u64;
+            self.pending.received_layer_packets[layer.index()] += 1;
+            self.pending.received_layer_bytes[layer.index()] += payload.len() as u64;
+        }
         // Without a run controlling phases every packet counts.
         if measuring {
             let latency = payload::now_micros().saturating_sub(stamp.sent_micros);
@@ -416,7 +437,7 @@ impl Media {
     }
 
     /// Starts every frame whose time has come and writes the packets the
-    /// pacer lets out (once the publish connection is up).
+    /// pacers let out (once the publish connection is up).
     fn send_due_media(&mut self, now: Instant) {
         if !self.publish_connected {
             return;
@@ -424,89 +445,17 @@ impl Media {
         let Some(pc) = self.publish.as_mut() else {
             return;
         };
-        let keyframe_due = self
-            .last_keyframe
-            .is_none_or(|t| now >= t + self.keyframe_gap)
-            || (self.keyframe_requested
-                && self
-                    .last_keyframe
-                    .is_none_or(|t| now >= t + MIN_KEYFRAME_SPACING));
-        let mut sent_keyframe = false;
         let mut sent = 0;
-        let size = self.opts.video_packet_size();
-        let due = |o: &Outgoing| o.next_at <= now || o.pacer.due_at().is_some_and(|at| at <= now);
-        for o in self.outgoing.iter_mut().filter(|o| due(o)) {
+        for o in self.outgoing.iter_mut().filter(|o| o.due(now)) {
             let mut api = pc.rtc.direct_api();
-            let Some(stream) = api.stream_tx_by_mid(o.mid, None) else {
+            let Some(stream) = api.stream_tx_by_mid(o.mid, o.rid) else {
                 continue;
             };
-            if o.next_at <= now {
-                match o.kind {
-                    MediaKind::Audio => {
-                        let stamp = o.next_stamp(self.opts.index);
-                        let time = (o.counter * 960) as u32;
-                        let data = payload::audio(stamp, self.opts.audio_packet_bytes);
-                        stream.write_rtp(
-                            RtpWrite::new(o.pt, o.seq.into(), time, now, data).marker(true),
-                        );
-                        sent += 1;
-                        o.next_at += Duration::from_millis(20);
-                    }
-                    MediaKind::Video => {
-                        let fps = self.opts.video_fps.max(1) as u64;
-                        let mut frame_bytes = (self.opts.video_bitrate_bps / 8 / fps) as usize;
-                        if keyframe_due {
-                            frame_bytes *= 4;
-                            sent_keyframe = true;
-                        }
-                        // Whole packets of `size`: the bitrate is met within
-                        // half a packet per frame and every packet has the
-                        // same size.
-                        let packets = ((frame_bytes + size / 2) / size).max(1);
-                        let rtp_time =
-                            o.next_at.duration_since(self.opened_at).as_micros() as u64 * 9 / 100;
-                        let frame = Frame {
-                            rtp_time: rtp_time as u32,
-                            packets,
-                            keyframe: keyframe_due,
-                        };
-                        o.pacer.push(frame, now);
-                        o.next_at += Duration::from_micros(1_000_000 / fps);
-                    }
-                }
-                // Don't try to catch up after a stall: skip missed slots.
-                if o.next_at < now {
-                    o.next_at = now;
-                }
-            }
-            while let Some(packet) = o.pacer.poll(now) {
-                let stamp = o.next_stamp(self.opts.index);
-                let data = payload::video(stamp, packet.first, packet.keyframe, size);
-                stream.write_rtp(
-                    RtpWrite::new(o.pt, o.seq.into(), packet.rtp_time, now, data)
-                        .marker(packet.last)
-                        .nackable(true),
-                );
-                sent += 1;
-            }
-        }
-        if sent_keyframe {
-            self.last_keyframe = Some(now);
-            self.keyframe_gap = jittered(self.opts.keyframe_interval);
-            self.keyframe_requested = false;
+            sent += o.send_due(stream, now, self.opened_at, &self.opts);
         }
         self.report.sent_packets += sent;
         self.pending.sent_packets += sent;
     }
-}
-
-/// `interval` give or take up to 20 %, drawn anew for every keyframe. A
-/// keyframe request (a subscriber joining) makes every publisher in a room
-/// send a keyframe at once; with one fixed interval they would then stay in
-/// step and burst together for the rest of the run, which real encoders,
-/// each on its own camera clock, do not.
-fn jittered(interval: Duration) -> Duration {
-    interval.mul_f64(0.8 + 0.4 * rand::random::<f64>())
 }
 
 async fn recv_on(pc: &Option<ClientPc>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {

@@ -1,5 +1,6 @@
 //! What receiving bots record: which packets of each stream arrived (for
-//! loss), a latency histogram, and live counters shared with the load runner.
+//! loss), how a sender's video moved between simulcast layers, a latency
+//! histogram, and live counters shared with the load runner.
 //!
 //! Everything here is cheap per packet and bounded in memory: a bit per
 //! expected packet for loss, a fixed array of buckets for latency, and a few
@@ -7,6 +8,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use serde::Serialize;
+
+use super::simulcast::Layer;
+
+/// Simulcast layers the counters here know.
+pub const LAYERS: usize = Layer::ALL.len();
 
 /// Packet counters a bot has seen from one stream, as a bitmap starting at
 /// the first counter received (bots number packets 1, 2, 3, ... per track).
@@ -108,6 +116,112 @@ impl StreamReport {
             _ => 0,
         }
     }
+}
+
+/// How one sender's video reaches a subscriber as one stream although it
+/// is sent as several: the server forwards one simulcast layer at a time,
+/// switches layer (or resumes after pausing the video) at a keyframe, and
+/// every layer numbers its packets itself. The follower maps each layer's
+/// counters onto one continuous counter space for the sender's
+/// [`StreamReport`], so a switch or a resume is no loss while a gap inside
+/// a layer still is.
+///
+/// A packet starts a new run of its layer when it comes from another layer
+/// than the one followed (and is newer than what that layer sent before),
+/// or when the followed layer jumps ahead at a keyframe whose RTP sequence
+/// number (the subscriber stream's own) follows the previous packet's: the
+/// server skipped those packets on purpose, a pause. The same jump with a
+/// gap in the sequence numbers is loss. A single-layer stream is layer 0
+/// throughout and maps every counter onto itself until it is paused.
+#[derive(Debug, Default, Clone)]
+pub struct LayerFollower {
+    /// The layer whose packets arrive now.
+    current: Option<usize>,
+    /// Each layer's latest run.
+    runs: [Option<Run>; LAYERS],
+    /// The stream counter after the highest one handed out.
+    next: u64,
+    /// The highest RTP sequence number received.
+    highest_seq: Option<u64>,
+    /// Changes of layer.
+    pub switches: u64,
+    /// Runs of the same layer after a pause.
+    pub resumes: u64,
+    /// Switches that did not start at a keyframe: the subscriber's decoder
+    /// got a frame referring to another layer's pictures.
+    pub unclean_switches: u64,
+}
+
+/// Packets `first..=last` of one layer, numbered from `base` in the stream.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: u64,
+    last: u64,
+    base: u64,
+    /// The stream's first run: its counters are the stream's (`base` is
+    /// `first`), so a packet reordered before the first one still maps and
+    /// [`StreamReport`]'s early slack decides about it.
+    opening: bool,
+}
+
+impl LayerFollower {
+    /// The stream counter of packet `counter` of `layer` (an index, 0 for a
+    /// single-layer stream) that arrived with RTP sequence number `seq` and
+    /// begins a keyframe if `keyframe`; `None` for a packet from before the
+    /// run it belongs to (late, not counted).
+    pub fn follow(&mut self, layer: usize, counter: u64, seq: u64, keyframe: bool) -> Option<u64> {
+        let layer = layer.min(LAYERS - 1);
+        let contiguous = self.highest_seq.is_some_and(|h| seq == h.wrapping_add(1));
+        self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
+        let run = self.runs[layer];
+        let starts_run = match run {
+            Some(run) if self.current == Some(layer) => {
+                counter > run.last + 1 && contiguous && keyframe
+            }
+            Some(run) => counter > run.last,
+            None => true,
+        };
+        if starts_run {
+            match self.current {
+                Some(c) if c == layer => self.resumes += 1,
+                Some(_) => {
+                    self.switches += 1;
+                    if !keyframe {
+                        self.unclean_switches += 1;
+                    }
+                }
+                None => {}
+            }
+            self.current = Some(layer);
+            let opening = self.next == 0;
+            self.runs[layer] = Some(Run {
+                first: counter,
+                last: counter,
+                base: if opening { counter } else { self.next },
+                opening,
+            });
+        }
+        let run = self.runs[layer].as_mut()?;
+        if counter < run.first {
+            return run.opening.then_some(counter);
+        }
+        run.last = run.last.max(counter);
+        let mapped = run.base + (counter - run.first);
+        self.next = self.next.max(mapped + 1);
+        Some(mapped)
+    }
+
+    /// The layer whose packets arrive now.
+    pub fn current(&self) -> Option<usize> {
+        self.current
+    }
+}
+
+/// Packets and payload bytes received on one simulcast layer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LayerTotal {
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// A latency histogram in microseconds with ~1.6 % resolution (64 buckets
@@ -224,6 +338,9 @@ pub struct LiveCounters {
     pub ready: AtomicU64,
     /// Bots that stopped with an error.
     pub failed: AtomicU64,
+    /// Simulcast video received per layer (q, h, f).
+    pub received_layer_packets: [AtomicU64; LAYERS],
+    pub received_layer_bytes: [AtomicU64; LAYERS],
 }
 
 /// A consistent-enough copy of [`LiveCounters`] at one moment.
@@ -235,6 +352,8 @@ pub struct LiveSnapshot {
     pub first_media: u64,
     pub ready: u64,
     pub failed: u64,
+    pub received_layer_packets: [u64; LAYERS],
+    pub received_layer_bytes: [u64; LAYERS],
 }
 
 impl LiveCounters {
@@ -247,6 +366,8 @@ impl LiveCounters {
             first_media: get(&self.first_media),
             ready: get(&self.ready),
             failed: get(&self.failed),
+            received_layer_packets: self.received_layer_packets.each_ref().map(get),
+            received_layer_bytes: self.received_layer_bytes.each_ref().map(get),
         }
     }
 }
@@ -257,6 +378,8 @@ pub(crate) struct PendingCounts {
     pub sent_packets: u64,
     pub received_packets: u64,
     pub received_bytes: u64,
+    pub received_layer_packets: [u64; LAYERS],
+    pub received_layer_bytes: [u64; LAYERS],
 }
 
 impl PendingCounts {
@@ -269,6 +392,16 @@ impl PendingCounts {
         add(&live.sent_packets, &mut self.sent_packets);
         add(&live.received_packets, &mut self.received_packets);
         add(&live.received_bytes, &mut self.received_bytes);
+        for l in 0..LAYERS {
+            add(
+                &live.received_layer_packets[l],
+                &mut self.received_layer_packets[l],
+            );
+            add(
+                &live.received_layer_bytes[l],
+                &mut self.received_layer_bytes[l],
+            );
+        }
     }
 }
 
@@ -292,6 +425,87 @@ mod tests {
         assert!(r.record(3, 100));
         assert_eq!(r.lost(), 2, "3..=9 minus 5 received");
         assert!(r.record(10_000, 100), "far ahead grows the bitmap");
+    }
+
+    /// Follows packets `(layer, counter, seq, keyframe)`; returns the
+    /// stream counters.
+    fn follow(f: &mut LayerFollower, packets: &[(usize, u64, u64, bool)]) -> Vec<Option<u64>> {
+        packets
+            .iter()
+            .map(|&(l, c, s, k)| f.follow(l, c, s, k))
+            .collect()
+    }
+
+    #[test]
+    fn a_single_layer_maps_every_counter_onto_itself() {
+        let mut f = LayerFollower::default();
+        let got = follow(
+            &mut f,
+            &[(0, 10, 1, true), (0, 11, 2, false), (0, 13, 4, false)],
+        );
+        assert_eq!(got, [Some(10), Some(11), Some(13)], "a gap stays a gap");
+        assert_eq!(
+            f.follow(0, 12, 3, false),
+            Some(12),
+            "a retransmission fills it"
+        );
+        assert_eq!(
+            f.follow(0, 9, 0, false),
+            Some(9),
+            "reordered before the first"
+        );
+        assert_eq!((f.switches, f.resumes, f.unclean_switches), (0, 0, 0));
+    }
+
+    #[test]
+    fn layer_switches_continue_the_stream_and_a_return_starts_a_new_run() {
+        let mut f = LayerFollower::default();
+        // q from 100, then h from its keyframe at 500, then q again at 140.
+        let got = follow(
+            &mut f,
+            &[
+                (0, 100, 1, true),
+                (0, 101, 2, false),
+                (1, 500, 3, true),
+                (1, 501, 4, false),
+                (0, 140, 5, true),
+                (0, 141, 6, false),
+            ],
+        );
+        let want = [100, 101, 102, 103, 104, 105].map(Some);
+        assert_eq!(got, want, "no gap across switches");
+        assert_eq!(f.switches, 2);
+        assert_eq!(f.unclean_switches, 0);
+        assert_eq!(f.current(), Some(0));
+        // A late retransmission of h's run maps into that run; one from
+        // before q's new run is not counted.
+        assert_eq!(f.follow(1, 501, 4, false), Some(103));
+        assert_eq!(f.follow(0, 139, 4, false), None);
+        assert_eq!(f.switches, 2, "late packets are no switch");
+    }
+
+    #[test]
+    fn a_switch_without_a_keyframe_is_unclean() {
+        let mut f = LayerFollower::default();
+        follow(&mut f, &[(2, 1, 1, true), (0, 50, 2, false)]);
+        assert_eq!((f.switches, f.unclean_switches), (1, 1));
+    }
+
+    #[test]
+    fn a_pause_is_a_jump_at_a_keyframe_with_no_gap_in_sequence_numbers() {
+        let mut f = LayerFollower::default();
+        // Paused after 11, resumed at the keyframe 40: seq 3 follows 2.
+        let got = follow(
+            &mut f,
+            &[(0, 10, 1, true), (0, 11, 2, false), (0, 40, 3, true)],
+        );
+        assert_eq!(got, [Some(10), Some(11), Some(12)]);
+        assert_eq!(f.resumes, 1);
+        // A jump with a gap in the sequence numbers is loss, keyframe or not.
+        assert_eq!(f.follow(0, 45, 8, true), Some(17));
+        // So is a jump that does not start at a keyframe.
+        assert_eq!(f.follow(0, 50, 9, false), Some(22));
+        assert_eq!(f.resumes, 1);
     }
 
     #[test]

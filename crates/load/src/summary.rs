@@ -6,7 +6,8 @@
 //! that got it, which is what an SFU is paid to do. Rates and CPU cost are
 //! taken over the measurement window only; loss both over the whole run
 //! (joins and renegotiations included) and from the window's start on; bit
-//! rates count RTP payload bytes.
+//! rates count RTP payload bytes. With simulcast, a video is one stream
+//! whichever layer arrives; the layers received are reported beside.
 
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -14,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::load::{LoadOptions, PlannedBot, Scenario};
 use super::procfs::{ProcSample, ProcUsage};
-use super::record::{Histogram, LiveSnapshot};
+use super::record::{Histogram, LiveSnapshot, LAYERS};
 use super::scrape::{Buckets, ForwardDelay};
+use super::simulcast::Layer;
 use super::BotReport;
 
 /// What the runner measured at the edges of the window.
@@ -70,6 +72,19 @@ pub struct ServerUse {
     pub rss_per_participant_kib: f64,
 }
 
+/// What subscribers received of one simulcast layer.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LayerReception {
+    pub layer: Layer,
+    /// In the window.
+    pub packets_per_second: f64,
+    pub bits_per_second: f64,
+    /// This layer's part of the simulcast packets received in the window.
+    pub share: f64,
+    /// Over the whole run.
+    pub packets: u64,
+}
+
 /// One run, summarised.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadResult {
@@ -82,6 +97,22 @@ pub struct LoadResult {
     pub video_packet_bytes: usize,
     /// Video pacing as a multiple of its bitrate (0: each frame at once).
     pub pacing_factor: f64,
+    /// Publishers sent three simulcast layers (q, h, f).
+    pub simulcast: bool,
+    /// The largest layer subscribers asked for (`video_preference`), if any.
+    pub max_layer: Option<Layer>,
+    /// Simulcast only: what subscribers received of each layer, q to f.
+    pub layers: Vec<LayerReception>,
+    /// Changes of a video's layer on its way to a subscriber, resumes after
+    /// the server paused it, and switches not at a keyframe (always a bug).
+    pub layer_switches: u64,
+    pub layer_resumes: u64,
+    pub unclean_layer_switches: u64,
+    /// `track_paused` / `track_resumed` messages bots got.
+    pub tracks_paused: u64,
+    pub tracks_resumed: u64,
+    /// Layers publishers were told to stop (dynacast `publish_layers`).
+    pub layers_stopped: u64,
     pub bots_failed: usize,
     /// Subscribers that never received every stream they expected.
     pub bots_incomplete: usize,
@@ -138,6 +169,9 @@ impl LoadResult {
         let mut errors: Vec<String> = Vec::new();
         let (mut lost, mut received, mut failed, mut incomplete) = (0, 0, 0, 0);
         let (mut stalled, mut unexpected, mut window_lost) = (0, 0, 0);
+        let (mut switches, mut resumes, mut unclean) = (0, 0, 0);
+        let (mut paused, mut resumed, mut layers_stopped) = (0, 0, 0);
+        let mut layer_packets = [0u64; LAYERS];
         let stall_before = w.end_at.checked_sub(STALL).unwrap_or(w.end_at);
         for (bot, report) in bots.iter().zip(reports) {
             let report = match report {
@@ -161,6 +195,14 @@ impl LoadResult {
                 .filter_map(|s| s.window_first.map(|f| s.lost_from(f)))
                 .sum::<u64>();
             received += report.received_packets();
+            let (s, r, u) = report.layer_changes();
+            (switches, resumes, unclean) = (switches + s, resumes + r, unclean + u);
+            paused += report.tracks_paused;
+            resumed += report.tracks_resumed;
+            layers_stopped += report.layers_stopped;
+            for (sum, layer) in layer_packets.iter_mut().zip(&report.received_layers) {
+                *sum += layer.packets;
+            }
             for e in &report.errors {
                 note(&mut errors, e);
             }
@@ -181,6 +223,10 @@ impl LoadResult {
             }
         }
         let secs = w.seconds.max(1e-9);
+        let layers = match opts.simulcast {
+            true => layer_receptions(&w.start, &w.end, secs, &layer_packets),
+            false => Vec::new(),
+        };
         let loadgen_cores = w.own.map(|(a, b)| ProcUsage::between(&a, &b).cores());
         let window_packets = w.end.received_packets - w.start.received_packets;
         let server = w.server.map(|(baseline, start, end)| {
@@ -207,6 +253,15 @@ impl LoadResult {
             video_bitrate_bps: opts.video_bitrate_bps,
             video_packet_bytes: opts.video_packet_bytes,
             pacing_factor: opts.pacing_factor,
+            simulcast: opts.simulcast,
+            max_layer: opts.max_layer,
+            layers,
+            layer_switches: switches,
+            layer_resumes: resumes,
+            unclean_layer_switches: unclean,
+            tracks_paused: paused,
+            tracks_resumed: resumed,
+            layers_stopped,
             bots_failed: failed,
             bots_incomplete: incomplete,
             streams_stalled: stalled,
@@ -236,14 +291,16 @@ impl LoadResult {
         }
     }
 
-    /// Whether every bot ran, every subscriber got everything and nothing
-    /// was lost in the measurement window.
+    /// Whether every bot ran, every subscriber got everything, nothing was
+    /// lost in the measurement window and every layer switch was at a
+    /// keyframe.
     pub fn is_clean(&self) -> bool {
         self.bots_failed == 0
             && self.bots_incomplete == 0
             && self.streams_stalled == 0
             && self.streams_unexpected == 0
             && self.window_lost_packets == 0
+            && self.unclean_layer_switches == 0
     }
 
     /// A human-readable table.
@@ -251,18 +308,60 @@ impl LoadResult {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} · {:?} · {} participants in {} room(s), {} publishing · {}",
+            "{} · {:?} · {} participants in {} room(s), {} publishing · {} · {}",
             self.target,
             self.scenario,
             self.participants,
             self.rooms,
             self.publishers,
+            self.video_label(),
             pacing_label(self.pacing_factor)
         );
-        for (name, value) in self.rows() {
+        for (name, value) in self.rows().into_iter().chain(self.simulcast_rows()) {
             let _ = writeln!(out, "  {name:<28} {value}");
         }
         out
+    }
+
+    /// How the bots sent and asked for video, for table headers.
+    fn video_label(&self) -> String {
+        match (self.simulcast, self.max_layer) {
+            (false, None) => "single-layer video".to_string(),
+            (false, Some(l)) => format!("single-layer video, subscribers ask ≤ {}", l.rid()),
+            (true, None) => "simulcast q/h/f".to_string(),
+            (true, Some(l)) => format!("simulcast q/h/f, subscribers ask ≤ {}", l.rid()),
+        }
+    }
+
+    /// The rows only a simulcast run has.
+    fn simulcast_rows(&self) -> Vec<(&'static str, String)> {
+        if !self.simulcast {
+            return Vec::new();
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {:.0} %, {:.1} Mbit/s",
+                    l.layer.rid(),
+                    l.share * 100.0,
+                    l.bits_per_second / 1e6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" · ");
+        vec![
+            ("layers received (window)", layers),
+            (
+                "switches / resumes / unclean",
+                format!(
+                    "{} / {} / {}",
+                    self.layer_switches, self.layer_resumes, self.unclean_layer_switches
+                ),
+            ),
+            ("layers stopped (dynacast)", self.layers_stopped.to_string()),
+        ]
     }
 
     fn rows(&self) -> Vec<(&'static str, String)> {
@@ -307,6 +406,10 @@ impl LoadResult {
                 ),
             ),
             ("lost in the window", self.window_lost_packets.to_string()),
+            (
+                "tracks paused / resumed",
+                format!("{} / {}", self.tracks_paused, self.tracks_resumed),
+            ),
             ("latency p50 / p95 / p99", q(self.latency_ms)),
             ("join p50 / p95 / p99", q(self.join_ms)),
             (
@@ -414,6 +517,12 @@ impl Comparison {
         );
         let _ = writeln!(
             out,
+            "  video: cascade {}; janus {}",
+            c.video_label(),
+            self.janus.video_label()
+        );
+        let _ = writeln!(
+            out,
             "  {:<28} {:<30} {:<30} janus/cascade",
             "", "cascade", "janus"
         );
@@ -431,11 +540,40 @@ impl Comparison {
                 .map_or_else(String::new, |v| format!("{v:.2}x"));
             let _ = writeln!(out, "  {name:<28} {a:<30} {b:<30} {ratio}");
         }
+        for (name, value) in self.cascade.simulcast_rows() {
+            let _ = writeln!(out, "  {name:<28} {value:<30} {:<30}", "(single layer)");
+        }
         if let (Some(p50), Some(p99)) = (r.latency_p50, r.latency_p99) {
             let _ = writeln!(out, "  latency ratio p50 {p50:.2}x, p99 {p99:.2}x");
         }
         out
     }
+}
+
+/// Per-layer reception over the window (from the live counters) and the
+/// whole run (`packets`).
+fn layer_receptions(
+    start: &LiveSnapshot,
+    end: &LiveSnapshot,
+    secs: f64,
+    packets: &[u64; LAYERS],
+) -> Vec<LayerReception> {
+    let window = |l: usize| end.received_layer_packets[l] - start.received_layer_packets[l];
+    let total: u64 = (0..LAYERS).map(window).sum();
+    Layer::ALL
+        .into_iter()
+        .map(|layer| {
+            let l = layer.index();
+            let bytes = end.received_layer_bytes[l] - start.received_layer_bytes[l];
+            LayerReception {
+                layer,
+                packets_per_second: window(l) as f64 / secs,
+                bits_per_second: bytes as f64 * 8.0 / secs,
+                share: window(l) as f64 / total.max(1) as f64,
+                packets: packets[l],
+            }
+        })
+        .collect()
 }
 
 fn note(errors: &mut Vec<String>, e: &str) {
