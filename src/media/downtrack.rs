@@ -135,6 +135,11 @@ impl DownTrack {
         if let Some(patch) = patch {
             write = write.vp8_patch(patch);
         }
+        // Forwarded media is not paced: the allocator keeps what is sent
+        // within the estimate, as mediasoup and LiveKit do, and a pacer
+        // queue would only add latency (and a timeout per packet). str0m
+        // still runs TWCC estimation and paces its own probes.
+        stream.set_unpaced(true);
         stream.write_rtp(write);
         self.last_sent = Some((ssrc, packet.timestamp));
         Ok(outcome)
