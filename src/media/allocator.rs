@@ -19,8 +19,9 @@
 //! not fit for [`PAUSE_AFTER`] (and a video already on its lowest layer
 //! keeps it down to [`LOWEST_LAYER_KEEP`] of its price); upgrades and resumes need
 //! [`UPGRADE_HEADROOM`] over the layer's price and wait [`UPGRADE_HOLD`]
-//! after a downgrade or pause of the same video, so layers do not flap on a
-//! noisy estimate. To find more capacity,
+//! after a downgrade or pause of the same video; an upgrade goes one layer
+//! at a time and only once the estimate allowed it for [`UPGRADE_STABLE`],
+//! so layers do not flap on a noisy estimate or a probe's overshoot. To find more capacity,
 //! the allocator tells str0m what it would like to send
 //! (`bwe().set_bitrate`): str0m probes towards it.
 
@@ -37,6 +38,10 @@ use super::simulcast::Layer;
 
 /// An upgrade needs this much more estimate than the new layer's price.
 pub const UPGRADE_HEADROOM: f64 = 1.15;
+
+/// An upgrade happens once the estimate allowed it for this long, one layer
+/// at a time.
+pub const UPGRADE_STABLE: Duration = Duration::from_millis(1500);
 
 /// A video already on its lowest layer keeps it while the estimate covers
 /// this share of the layer's price.
@@ -354,12 +359,28 @@ impl MediaCore {
                 }
             };
             let pause = settled && now >= short_since + PAUSE_AFTER;
-            let target = match *decision {
-                Decision::Layer(l) => Some(l),
-                Decision::Paused(PauseReason::Bandwidth) if !pause => sub.down.target().or(Some(0)),
-                Decision::Paused(PauseReason::Bandwidth) | Decision::Unwanted => None,
+            let target = match (*decision, sub.down.target()) {
+                // Up one layer at a time, and only once the estimate held
+                // for it a while: a probe through a bursty shaper can
+                // overshoot the link for a moment.
+                (Decision::Layer(l), Some(at)) if l > at => {
+                    let since = *sub.upgrade_since.get_or_insert(now);
+                    match now >= since + UPGRADE_STABLE {
+                        true => {
+                            sub.upgrade_since = None;
+                            Some(at + 1)
+                        }
+                        false => Some(at),
+                    }
+                }
+                (Decision::Layer(l), _) => {
+                    sub.upgrade_since = None;
+                    Some(l)
+                }
+                (Decision::Paused(PauseReason::Bandwidth), at) if !pause => at.or(Some(0)),
+                (Decision::Paused(PauseReason::Bandwidth) | Decision::Unwanted, _) => None,
                 // Nothing flows: keep the choice for when something does.
-                Decision::Paused(PauseReason::Publisher) => sub.down.target(),
+                (Decision::Paused(PauseReason::Publisher), at) => at,
             };
             let before = sub.down.target();
             let down = match (before, target) {

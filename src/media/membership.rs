@@ -266,6 +266,8 @@ pub struct Subscription {
     pub upgrade_hold_until: Option<Instant>,
     /// Since when even the lowest layer does not fit the estimate.
     pub short_since: Option<Instant>,
+    /// Since when the allocation allows a higher layer than the target.
+    pub upgrade_since: Option<Instant>,
 }
 
 /// How a subscriber shows a remote video: whether at all, and at what size
@@ -299,6 +301,7 @@ impl Subscription {
             told_paused: None,
             upgrade_hold_until: None,
             short_since: None,
+            upgrade_since: None,
         }
     }
 
@@ -313,6 +316,7 @@ impl Subscription {
             told_paused: None,
             upgrade_hold_until: None,
             short_since: None,
+            upgrade_since: None,
         }
     }
 
