@@ -60,6 +60,10 @@ pub const ESTIMATE_SETTLE: Duration = Duration::from_secs(3);
 /// recovers within a second or two).
 pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
+/// Whether padding fills the link up to the next step while a video is
+/// short (str0m pads with retransmissions of old packets).
+const PAD_TO_NEXT_STEP: bool = false;
+
 /// While a video is short of its best layer, the desired rate steps up
 /// (or back) this often; every step up makes str0m probe.
 pub const PROBE_NUDGE: Duration = Duration::from_secs(3);
@@ -427,8 +431,10 @@ impl MediaCore {
         // risking a layer on it), and every PROBE_NUDGE the desired rate
         // steps up a little, which makes str0m probe for real.
         let desired = (allocation.wanted + audio).max(super::INITIAL_BANDWIDTH_ESTIMATE.as_u64());
-        let minimum = match allocation.next_step {
-            Some(step) if allocation.deficit => (audio + allocation.allocated + step).min(desired),
+        let minimum = match (allocation.next_step, PAD_TO_NEXT_STEP) {
+            (Some(step), true) if allocation.deficit => {
+                (audio + allocation.allocated + step).min(desired)
+            }
             _ => 0,
         };
         let nudge = allocation.deficit && now >= p.allocator.next_nudge;
