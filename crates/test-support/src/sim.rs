@@ -234,47 +234,28 @@ impl Sim {
 
     /// The client offers audio + video on a new publish connection.
     pub fn publish(&mut self, index: usize) {
-        let mut pc = self.client_pc();
-        let mut api = pc.rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = api.apply().expect("offer");
-        let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
-        let id = self.clients[index].id;
-        let server_rtc = cascade::media::server_rtc(self.now, PeerRole::Publish);
-        let answer = self
-            .core
-            .publish_offer(self.now, id, Some(server_rtc), offer)
-            .expect("publish offer accepted");
-        let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
-        pc.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .expect("answer");
-        let client = &mut self.clients[index];
-        client.publish = Some(pc);
-        client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
-        self.pump();
+        self.publish_with_layers(index, Vec::new());
     }
 
     /// The client offers audio and a q/h/f simulcast video (see
     /// [`crate::vp8::ladder`]) on a new publish connection.
     pub fn publish_simulcast(&mut self, index: usize) {
+        self.publish_with_layers(index, ladder());
+    }
+
+    /// Publishes audio and video, the video as `layers` (none: one stream).
+    fn publish_with_layers(&mut self, index: usize, layers: Vec<LayerSource>) {
         let mut pc = self.client_pc();
         let mut api = pc.rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let mut simulcast = Simulcast::new();
-        let layers = ladder();
-        for layer in &layers {
-            simulcast.add_send_layer(SimulcastLayer::new(layer.rid));
-        }
-        let video = api.add_media(
-            MediaKind::Video,
-            Direction::SendOnly,
-            None,
-            None,
-            Some(simulcast),
-        );
+        let simulcast = (!layers.is_empty()).then(|| {
+            let mut simulcast = Simulcast::new();
+            for layer in &layers {
+                simulcast.add_send_layer(SimulcastLayer::new(layer.rid));
+            }
+            simulcast
+        });
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
         let (offer, pending) = api.apply().expect("offer");
         let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
         let id = self.clients[index].id;
