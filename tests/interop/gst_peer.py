@@ -4,7 +4,8 @@ Run with Debian's /usr/bin/python3 (python3-gi and the GStreamer typelibs
 belong to it), not the venv.
 
     whip-publish  videotestsrc ! vp8enc ! rtpvp8pay ! webrtcbin (+ Opus tone)
-                  via WHIP
+                  via WHIP; with --simulcast q,h,f one vp8enc per layer,
+                  sent as simulcast with rids on one transceiver
     whep-view     webrtcbin with recvonly transceivers via WHEP; decodebin and
                   a fakesink per stream count decoded frames
     version       print the GStreamer and libnice versions as JSON
@@ -28,8 +29,9 @@ import gi  # noqa: E402
 gi.require_version("Gst", "1.0")
 gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
+gi.require_version("GstRtp", "1.0")
 gi.require_version("Nice", "0.1")
-from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
+from gi.repository import GLib, Gst, GstRtp, GstSdp, GstWebRTC, Nice  # noqa: E402
 
 import httpc  # noqa: E402
 from httpc import emit  # noqa: E402
@@ -155,14 +157,16 @@ class Peer:
             # certificate before use_ecdsa_certificate() swapped it.
             offer = re.sub(r"(?m)^a=fingerprint:.*$", "a=fingerprint:sha-256 " + self.fingerprint, offer)
         emit("offer", candidates=[l for l in offer.splitlines() if l.startswith("a=candidate")],
-             fingerprints=sorted({l for l in offer.splitlines() if l.startswith("a=fingerprint")}))
+             fingerprints=sorted({l for l in offer.splitlines() if l.startswith("a=fingerprint")}),
+             **({"sdp": offer} if getattr(self.args, "simulcast", None) else {}))
         try:
             answer, self.session, etag = httpc.post_offer(self.args.url, offer, self.args.token)
         except Exception as e:
             self.session = ""
             self.fail(str(e))
             return False
-        emit("published", session=self.session, etag=etag)
+        emit("published", session=self.session, etag=etag,
+             **({"answer": answer} if getattr(self.args, "simulcast", None) else {}))
         res, sdp = GstSdp.SDPMessage.new_from_text(answer)
         if res != GstSdp.SDPResult.OK:
             self.fail("cannot parse answer SDP")
@@ -218,20 +222,88 @@ class Peer:
         return self.result
 
 
+# Header extension ids of the simulcast publisher (the offer's a=extmap).
+EXT_MID, EXT_RID = 1, 2
+URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+URI_RID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+
+
+def simulcast_layers(a):
+    """[(rid, width, height, ssrc, bitrate)] for --simulcast, in the order
+    given (low to high): the last layer at --width x --height, each one
+    below at half the size of the next."""
+    rids = [r for r in a.simulcast.split(",") if r]
+    n = len(rids)
+    out = []
+    for i, rid in enumerate(rids):
+        div = 2 ** (n - 1 - i)
+        w, h = a.width // div, a.height // div
+        out.append((rid, w - w % 2, h - h % 2, 0x51C0000 + i, max(100_000, 1_200_000 // (div * div))))
+    return out
+
+
+def simulcast_video(a):
+    """One VP8 transceiver sending every layer with its own SSRC, each packet
+    carrying the mid and rid header extensions: payloaders into an
+    rtpfunnel, whose output caps carry the a=rid / a=simulcast / a=extmap
+    lines webrtcbin (1.22) puts into the offer (rid-<id>, a-simulcast,
+    extmap-<n>, a-mid caps fields; webrtcbin's own test_simulcast does the
+    same)."""
+    layers = simulcast_layers(a)
+    rids = [l[0] for l in layers]
+    caps = VP8_CAPS + ",a-mid=(string)video0,extmap-{m}=(string){um},extmap-{r}=(string){ur}".format(
+        m=EXT_MID, um=URI_MID, r=EXT_RID, ur=URI_RID)
+    caps += "".join(",rid-%s=(string)send" % rid for rid in rids)
+    caps += ',a-simulcast=(string)"send %s"' % ";".join(rids)
+    desc = (
+        "rtpfunnel name=funnel ! capsfilter name=simulcast_caps ! webrtc. "
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate=30/1 ! "
+        "videoconvert ! tee name=split "
+    ).format(w=a.width, h=a.height)
+    for rid, w, h, ssrc, rate in layers:
+        desc += (
+            "split. ! queue ! videoscale ! video/x-raw,width={w},height={h} ! "
+            "vp8enc deadline=1 keyframe-max-dist=60 target-bitrate={rate} ! "
+            "rtpvp8pay name=pay_{rid} picture-id-mode=15-bit ! {vcaps},ssrc=(uint){ssrc} ! funnel. "
+        ).format(rid=rid, w=w, h=h, rate=rate, vcaps=VP8_CAPS, ssrc=ssrc)
+    return desc, layers, Gst.Caps.from_string(caps)
+
+
+def add_simulcast_extensions(p, layers):
+    for rid, *_ in layers:
+        pay = p.pipe.get_by_name("pay_" + rid)
+        for uri, ext_id, prop in ((URI_MID, EXT_MID, ("mid", "video0")), (URI_RID, EXT_RID, ("rid", rid))):
+            ext = GstRtp.RTPHeaderExtension.create_from_uri(uri)
+            if ext is None:
+                raise RuntimeError("no GStreamer RTP header extension for %s" % uri)
+            ext.set_id(ext_id)
+            ext.set_property(*prop)
+            pay.emit("add-extension", ext)
+
+
 def whip_publish(a):
     p = Peer(a)
-    desc = (
-        "webrtcbin name=webrtc "
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate=30/1 ! "
-        "videoconvert ! queue ! vp8enc deadline=1 keyframe-max-dist=60 target-bitrate=600000 ! "
-        "rtpvp8pay picture-id-mode=15-bit ! {vcaps} ! webrtc. "
-    ).format(w=a.width, h=a.height, vcaps=VP8_CAPS)
+    layers = None
+    if a.simulcast:
+        video, layers, sim_caps = simulcast_video(a)
+        desc = "webrtcbin name=webrtc " + video
+    else:
+        desc = (
+            "webrtcbin name=webrtc "
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate=30/1 ! "
+            "videoconvert ! queue ! vp8enc deadline=1 keyframe-max-dist=60 target-bitrate=600000 ! "
+            "rtpvp8pay picture-id-mode=15-bit ! {vcaps} ! webrtc. "
+        ).format(w=a.width, h=a.height, vcaps=VP8_CAPS)
     if not a.no_audio:
         desc += (
             "audiotestsrc is-live=true wave=sine freq=400 ! audioconvert ! audioresample ! "
             "queue ! opusenc ! rtpopuspay ! {acaps} ! webrtc. "
         ).format(acaps=OPUS_CAPS)
     p.pipe = Gst.parse_launch(desc)
+    if layers:
+        p.pipe.get_by_name("simulcast_caps").set_property("caps", sim_caps)
+        add_simulcast_extensions(p, layers)
+        emit("simulcast", layers=[{"rid": r, "width": w, "height": h, "ssrc": ss, "bitrate": b} for r, w, h, ss, b in layers])
     p.setup_webrtc()
     # Publish only: make every transceiver sendonly before the offer is made.
     # (on-negotiation-needed fires from PLAYING, after the pads are linked.)
@@ -340,6 +412,8 @@ def main():
         p.add_argument("--no-video", action="store_true")
         p.add_argument("--no-delete", action="store_true")
         p.add_argument("--stop-on-stdin", action="store_true")
+        p.add_argument("--simulcast", metavar="RIDS",
+                       help="whip-publish: send the video as simulcast layers with these rids, low to high (e.g. q,h,f)")
         p.add_argument("--ecdsa-cert", action="store_true",
                        help="replace webrtcbin's RSA DTLS certificate by an ECDSA P-256 one")
     a = ap.parse_args()

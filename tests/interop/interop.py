@@ -5,9 +5,11 @@ namespace that has only loopback. Starts the Cascade server(s) itself, runs
 each test with a time limit, always stops the servers, prints one PASS/FAIL
 line per test and a closing `interop: N passed, M failed`.
 
-Peers: aiortc (venv, aiortc_peer.py) and GStreamer webrtcbin (Debian's
-/usr/bin/python3, gst_peer.py). Every role is a subprocess reporting
-`@event {json}` lines; logs of every process go to --logs.
+Peers: aiortc (venv, aiortc_peer.py), GStreamer webrtcbin (Debian's
+/usr/bin/python3, gst_peer.py) and, for the simulcast tests, headless
+Chromium running the bundled client (node + playwright-core,
+chromium_peer.mjs). Every role is a subprocess reporting `@event {json}`
+lines; logs of every process go to --logs.
 """
 
 import argparse
@@ -30,6 +32,10 @@ VENV_PY = sys.executable
 GST_PY = os.environ.get("INTEROP_GST_PYTHON", "/usr/bin/python3")
 AIORTC = os.path.join(HERE, "aiortc_peer.py")
 GST = os.path.join(HERE, "gst_peer.py")
+CHROMIUM_PEER = os.path.join(HERE, "chromium_peer.mjs")
+NODE = os.environ.get("INTEROP_NODE", "node")
+# INTEROP_BROWSER=0 leaves out the tests that need headless Chromium.
+BROWSER = os.environ.get("INTEROP_BROWSER", "1") != "0"
 
 # Frame thresholds: the sources run at 30 fps video / 50 fps audio and each
 # viewer watches for several seconds, so these leave ample room for a slow,
@@ -253,6 +259,11 @@ def gst(label, *args, cert=None):
     return Role(label, GST_PY, GST, args)
 
 
+def chromium(label, *args):
+    """Headless Chromium with the bundled client (chromium_peer.mjs)."""
+    return Role(label, NODE, CHROMIUM_PEER, list(args))
+
+
 def require_result_ok(r, label):
     check(r is not None, "%s gave no result" % label)
     check(r.get("ok"), "%s failed: %s" % (label, short(r.get("error", r))))
@@ -333,6 +344,157 @@ async def test_ws_publisher_to_whep_viewers(ctx):
     check(types.count("participant_joined") >= 2 and types.count("participant_left") >= 2,
           "WebSocket client did not see both WHEP viewers join and leave: %s" % types)
     return "GStreamer /whep/d: %d frames, aiortc /whep/d/{id}: %d frames" % (g, a)
+
+
+def layer_bytes(e):
+    return {l["rid"]: l["bytesSent"] for l in e.get("layers", []) if l.get("rid")}
+
+
+def is_camera_layer(size):
+    """A frame size the 1280x720 fake camera's layers can have: 16:9 (to
+    the encoder's rounding), at most 1280x720. (Chromium may scale every
+    layer down when the machine is busy, so not only 320x180, 640x360 and
+    1280x720.)"""
+    w, h = (int(x) for x in size.split("x"))
+    return 0 < w <= 1280 and 0 < h <= 720 and abs(w * 9 - h * 16) <= 16
+
+
+async def test_chromium_simulcast_to_whep_viewers(ctx):
+    """Headless Chromium with the bundled client publishes its fake camera
+    (1280x720) as VP8 simulcast q/h/f; a GStreamer viewer on /whep/{room}
+    and an aiortc viewer on /whep/{room}/{participant} both decode it. Alone
+    in the room the publisher is told (dynacast) to send q only; the viewers
+    make the server turn h and f back on."""
+    s = ctx.server
+    pub = await ctx.role(chromium("g-chromium-publisher", "publish", "--url", s.base, "--room", "g", "--name", "Chromium", "--duration", "100"))
+    joined = await pub.wait_for(lambda e: e["event"] == "joined", 30, "joined")
+    pid = joined["participant_id"]
+    conn = await pub.wait_for(lambda e: e["event"] == "connected", 20, "publish connection")
+    check(conn.get("encodings") == ["q/4", "h/2", "f/1"], "publisher encodings %s, want q/4 h/2 f/1" % conn.get("encodings"))
+    cap = conn.get("capture") or {}
+    check((cap.get("width"), cap.get("height")) == (1280, 720), "fake camera captures %sx%s, want 1280x720" % (cap.get("width"), cap.get("height")))
+    def active(e):
+        return {l["rid"]: l.get("active") for l in e.get("layers", []) if l.get("rid")}
+
+    await pub.wait_progress(lambda e: active(e).get("q") and active(e).get("h") is False and active(e).get("f") is False,
+                            15, "dynacast: q only while nobody watches")
+    # The viewers are stopped (stdin closed) once everything below is seen.
+    v1 = await ctx.role(gst("g-gst-whep-room", "whep-view", "--url", s.base + "/whep/g", "--duration", "90"))
+    v2 = await ctx.role(aiortc("g-aiortc-whep-participant", "whep-view", "--url", "%s/whep/g/%s" % (s.base, pid), "--duration", "90"))
+    for v, key in ((v1, ""), (v2, "whep/")):
+        await v.wait_progress(lambda e: e.get("counts", {}).get(key + "video", 0) >= MIN_VIDEO
+                              and e.get("counts", {}).get(key + "audio", 0) >= MIN_AUDIO,
+                              30, "decoding %d video frames and %d audio frames" % (MIN_VIDEO, MIN_AUDIO))
+    # Chromium's own uplink estimate holds f back until it has ramped up
+    # (seconds; longer on a busy machine).
+    layers = await pub.wait_for(lambda e: e["event"] == "layers", 40, "three simulcast layers sent (outbound-rtp with rids)")
+    check(sorted(layer_bytes(layers)) == ["f", "h", "q"], "publisher layers %s" % short(layers))
+    # While both watch, all three layers keep flowing.
+    before = layer_bytes([e for e in pub.events if e["event"] == "progress"][-1])
+    await pub.wait_progress(lambda e: all(layer_bytes(e).get(r, 0) > before.get(r, 0) for r in ("q", "h", "f")),
+                            10, "all three layers sending while the viewers watch")
+    r1 = await v1.stop()
+    r2 = await v2.stop()
+    require_result_ok(r1, "GStreamer WHEP viewer (/whep/g)")
+    require_result_ok(r2, "aiortc WHEP viewer (/whep/g/%s)" % pid)
+    check(r1.get("delete_status") == 200 and r2.get("delete_status") == 200,
+          "viewer DELETEs gave %s, %s" % (r1.get("delete_status"), r2.get("delete_status")))
+    g, a = count(r1, "video"), count(r2, "whep/video")
+    gs, as_ = r1.get("sizes", {}), r2.get("sizes", {}).get("whep/video", {})
+    for who, sizes in (("GStreamer", gs), ("aiortc", as_)):
+        odd = [sz for sz in sizes if not is_camera_layer(sz)]
+        check(not odd, "%s decoded sizes %s: %s cannot be a layer of the 1280x720 camera" % (who, sizes, odd))
+    sent = sorted({"%s:%dx%d" % (l["rid"], l["frameWidth"], l["frameHeight"])
+                   for e in pub.events if e["event"] == "progress" for l in e.get("layers", []) if l.get("frameWidth")})
+    pr = await pub.stop()
+    require_result_ok(pr, "Chromium publisher")
+    return "GStreamer /whep/g: %d video frames %s, %d audio; aiortc /whep/g/{id}: %d video frames %s, %d audio; publisher sent %s" % (
+        g, gs, count(r1, "audio"), a, as_, count(r2, "whep/audio"), " ".join(sent))
+
+
+async def bwe_metrics(server):
+    """The server's bandwidth-estimation series, for a failure message."""
+    try:
+        r = await asyncio.to_thread(httpc.request, "GET", server.base + "/metrics", None, None, 5)
+    except OSError as e:
+        return "metrics unavailable: %s" % e
+    return "; ".join(l for l in r.text.splitlines()
+                     if l.startswith(("cascade_bwe", "cascade_dynacast")) and "_bucket" not in l)
+
+
+# What the receive-only Chromium page shows anyway (it has no camera on purpose).
+NO_CAMERA_NOTE = "Camera and microphone unavailable"
+
+
+async def test_gst_simulcast_whip_to_chromium(ctx):
+    """GStreamer webrtcbin publishes VP8 simulcast over WHIP (three encoders,
+    one SSRC each, a=rid q/h/f + a=simulcast + the mid/rid header
+    extensions); a headless Chromium subscriber with the bundled client
+    decodes it (framesDecoded rising, videoWidth > 0), and gets more than
+    the lowest layer at some point."""
+    s = ctx.server
+    name = "GStreamer simulcast"
+    sub = await ctx.role(chromium("h-chromium-subscriber", "subscribe", "--url", s.base, "--room", "h", "--name", "Viewer", "--duration", "100"))
+    await sub.wait_for(lambda e: e["event"] == "joined", 30, "joined")
+    await sub.wait_for(lambda e: e["event"] == "connected", 20, "subscribe connection")
+    pub = await ctx.role(gst("h-gst-whip-simulcast", "whip-publish", "--url", s.base + "/whip/h?name=" + urllib.parse.quote(name),
+                             "--simulcast", "q,h,f", "--width", "640", "--height", "360", "--duration", "60"))
+    sim = await pub.wait_for(lambda e: e["event"] == "simulcast", 15, "simulcast layers set up")
+    sizes = {l["rid"]: "%dx%d" % (l["width"], l["height"]) for l in sim["layers"]}
+    offer = (await pub.wait_for(lambda e: e["event"] == "offer", 20, "offer")).get("sdp", "")
+    for line in ("a=rid:q send", "a=rid:h send", "a=rid:f send", "a=simulcast:send q;h;f"):
+        check(line in offer.splitlines(), "GStreamer's offer lacks %r" % line)
+    answer = (await pub.wait_for(lambda e: e["event"] == "published", 20, "WHIP answer")).get("answer", "")
+    recv = [l for l in answer.splitlines() if l.startswith("a=simulcast:")]
+    check(recv and recv[0].startswith("a=simulcast:recv") and all(r in recv[0] for r in "qhf"),
+          "WHIP answer's simulcast line %s, want a=simulcast:recv with q, h, f" % recv)
+    await pub.wait_for(lambda e: e["event"] == "connected", 20, "ICE/DTLS connection")
+
+    def video(e):
+        tile = next((t for t in e.get("tiles", []) if t.get("name") == name), None)
+        v = e.get("video", {}).get(tile["id"]) if tile else None
+        return tile, v
+
+    def playing(e):
+        tile, v = video(e)
+        return bool(tile and tile.get("videoWidth", 0) > 0 and v and v["framesDecoded"] >= MIN_VIDEO)
+
+    first = await sub.wait_progress(playing, 30, "playing %d frames of the simulcast publisher" % MIN_VIDEO)
+    frames0 = video(first)[1]["framesDecoded"]
+    await sub.wait_progress(lambda e: playing(e) and video(e)[1]["framesDecoded"] > frames0, 10, "framesDecoded rising")
+
+    def seen():
+        out = {}
+        for e in sub.events:
+            if e["event"] == "progress":
+                v = video(e)[1]
+                if v and v["frameWidth"]:
+                    k = "%dx%d" % (v["frameWidth"], v["frameHeight"])
+                    out[k] = out.get(k, 0) + 1
+        return out
+
+    # Which layer is the server's choice from its estimate of the
+    # subscriber's link: above q within a few seconds on loopback (once,
+    # in about 25 runs, only after 16 s).
+    try:
+        await sub.wait_progress(lambda e: any(k != sizes["q"] for k in seen()), 30,
+                                "a layer above q (%s) decoded" % sizes["q"])
+    except Failure as e:
+        raise Failure("%s; sizes seen %s; server %s" % (e, seen(), await bwe_metrics(s)))
+    got = seen()
+    odd = [k for k in got if k not in sizes.values()]
+    check(not odd, "Chromium decoded sizes %s: %s are not the published layers %s" % (got, odd, sizes))
+    last = [e for e in sub.events if e["event"] == "progress"][-1]
+    errors = [x for x in last.get("errors", []) if NO_CAMERA_NOTE not in x]
+    check(not errors, "subscriber page shows errors: %s" % errors)
+    pr = await pub.stop()
+    require_result_ok(pr, "GStreamer simulcast WHIP publisher")
+    check(pr.get("delete_status") == 200, "publisher DELETE gave %s" % pr.get("delete_status"))
+    r = await sub.stop()
+    require_result_ok(r, "Chromium subscriber")
+    tile, v = video(last)
+    return "Chromium decoded %d frames, sizes seen (1 s samples) %s, last %dx%d; layers %s" % (
+        v["framesDecoded"], got, tile["videoWidth"], tile.get("videoHeight", 0), sizes)
 
 
 async def test_whip_publisher_in_ws_room(ctx):
@@ -698,6 +860,17 @@ def versions():
     except (ValueError, IndexError):
         v["gstreamer"] = "unknown: " + out.stderr.decode()[-300:]
     v["aiortc_python"] = sys.version.split()[0]
+    if BROWSER:
+        for key, cmd in (("node", [NODE, "--version"]), ("chromium", [os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"), "--version"])):
+            try:
+                v[key] = subprocess.run(cmd, capture_output=True, timeout=30).stdout.decode().strip()
+            except (OSError, subprocess.TimeoutExpired) as e:
+                v[key] = "unknown: %s" % e
+        try:
+            with open(os.path.join(HERE, "..", "browser", "node_modules", "playwright-core", "package.json")) as f:
+                v["playwright_core"] = json.load(f)["version"]
+        except (OSError, ValueError, KeyError) as e:
+            v["playwright_core"] = "unknown: %s" % e
     v["gst_dtls_cert_for_other_tests"] = GST_CERT
     return v
 
@@ -732,6 +905,13 @@ async def main():
         ("GStreamer WHIP publisher in a WebSocket room", test_whip_publisher_in_ws_room),
         ("WHEP viewer follows the next publisher", test_whep_follows_next_publisher),
     ]
+    # Simulcast, with headless Chromium (the bundled client) on one end.
+    # INTEROP_BROWSER=0 leaves them out.
+    if BROWSER:
+        tests += [
+            ("Chromium simulcast publisher -> GStreamer + aiortc WHEP", test_chromium_simulcast_to_whep_viewers),
+            ("GStreamer simulcast WHIP publisher -> Chromium", test_gst_simulcast_whip_to_chromium),
+        ]
     main_srv = Server(a.cascade, "main", [])
     auth_srv = Server(a.cascade, "auth", ["--auth-token", TOKEN,
                                           "--ice-server", "stun:127.0.0.1:3478",

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # WHIP/WHEP interop tests against independent WebRTC stacks (tests/interop/):
 # aiortc (PyPI, in a venv) and GStreamer webrtcbin (Debian, via python3-gi)
-# publish and watch through a real Cascade server; decoded frames are counted
-# on the receiving side. Also checks the HTTP semantics (statuses, ETag,
-# CORS, bearer token, Link headers).
+# publish and watch through a real Cascade server, with headless Chromium
+# (the bundled client) on the other end of the simulcast tests; decoded
+# frames are counted on the receiving side. Also checks the HTTP semantics
+# (statuses, ETag, CORS, bearer token, Link headers).
 #
 # Idempotent: installs only what is missing —
 #   - Debian packages for GStreamer/webrtcbin/libnice and their typelibs
 #     (apt-get update once, only when something is missing; needs root)
 #   - target/interop-venv from tests/interop/requirements.txt (pinned), made
 #     again when requirements.txt changes
+#   - Chromium and tests/browser/node_modules (playwright-core) for the
+#     simulcast tests' browser roles, through scripts/install-test-deps.sh
 # and builds target/release/cascade only if it is missing.
 #
 # Everything runs in a private network namespace with only loopback, so every
@@ -17,7 +20,8 @@
 # run. The tests start and always stop the servers themselves.
 #
 # Environment: CASCADE_BIN overrides the server binary; INTEROP_ARTIFACTS the
-# log directory (default target/interop); INTEROP_ONLY a regex of test names.
+# log directory (default target/interop); INTEROP_ONLY a regex of test names;
+# INTEROP_BROWSER=0 leaves out the tests with headless Chromium.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -87,6 +91,19 @@ if [ "$want_hash" != "$have_hash" ] || ! "$VENV/bin/python" -c 'import aiortc, a
   echo "$want_hash" > "$VENV/.requirements.sha256"
 else
   log "venv $VENV up to date"
+fi
+
+# --- Chromium + playwright-core for the browser roles (chromium_peer.mjs) --
+# scripts/install-test-deps.sh (the browser tests' installer) only when
+# something is missing; INTEROP_BROWSER=0 leaves the Chromium tests out.
+if [ "${INTEROP_BROWSER:-1}" != "0" ]; then
+  if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ] \
+      || ! command -v node >/dev/null; then
+    log "Chromium or tests/browser/node_modules missing: scripts/install-test-deps.sh"
+    bash "$ROOT/scripts/install-test-deps.sh"
+  else
+    log "Chromium and playwright-core present"
+  fi
 fi
 
 mkdir -p "$ARTIFACTS"
