@@ -60,10 +60,6 @@ pub const ESTIMATE_SETTLE: Duration = Duration::from_secs(3);
 /// recovers within a second or two).
 pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
-/// Whether padding fills the link up to the next step while a video is
-/// short (str0m pads with retransmissions of old packets).
-const PAD_TO_NEXT_STEP: bool = false;
-
 /// While a video is short of its best layer, the desired rate steps up
 /// (or back) this often; every step up makes str0m probe.
 pub const PROBE_NUDGE: Duration = Duration::from_secs(3);
@@ -113,9 +109,6 @@ pub struct Allocation {
     pub allocated: u64,
     /// Bits per second the best allowed layers would cost.
     pub wanted: u64,
-    /// The extra bits per second the first upgrade (or resume) that did not
-    /// fit needs: what padding should make room for.
-    pub next_step: Option<u64>,
 }
 
 /// Spreads `budget` bits per second (the estimate minus audio) over `demands`.
@@ -125,7 +118,6 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
     let mut decisions = vec![Decision::Unwanted; demands.len()];
     let mut left = budget;
     let mut wanted = 0;
-    let mut next_step = None;
 
     // Every video that can, gets its lowest allowed layer.
     for &i in &order {
@@ -143,7 +135,6 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
             left = left.saturating_sub(price);
         } else {
             decisions[i] = Decision::Paused(PauseReason::Bandwidth);
-            next_step.get_or_insert(need);
         }
     }
 
@@ -168,8 +159,6 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
                 decisions[i] = Decision::Layer(next);
                 left = left.saturating_sub(price.saturating_sub(paid));
                 raised = true;
-            } else {
-                next_step.get_or_insert(extra.saturating_sub(left));
             }
         }
         if !raised {
@@ -191,7 +180,6 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
         deficit,
         allocated,
         wanted,
-        next_step,
     }
 }
 
@@ -269,8 +257,8 @@ pub struct AllocatorState {
     pub estimate: Option<Bitrate>,
     /// When the first estimate arrived.
     pub estimate_since: Option<Instant>,
-    /// What was last passed to `bwe().set_bitrate`: minimum and desired.
-    bitrates: Option<(u64, u64)>,
+    /// What was last passed to `bwe().set_bitrate` as desired.
+    desired: Option<u64>,
     /// When the desired rate is stepped next while a video is short.
     next_nudge: Instant,
     /// Whether the desired rate is stepped up now.
@@ -284,7 +272,7 @@ impl AllocatorState {
         AllocatorState {
             estimate: None,
             estimate_since: None,
-            bitrates: None,
+            desired: None,
             next_nudge: now + PROBE_NUDGE,
             nudged: false,
             deficit: false,
@@ -337,7 +325,6 @@ impl MediaCore {
             None => return,
         };
         let (audio, demands, videos) = demands_of(&self.members, subscriber, now);
-        let ever_flowed: Vec<bool> = demands.iter().map(|d| d.ever_flowed).collect();
         let budget = estimate.as_u64().saturating_sub(audio);
         let allocation = allocate(budget, &demands);
 
@@ -402,7 +389,9 @@ impl MediaCore {
                 Decision::Layer(_) => None,
                 Decision::Paused(PauseReason::Bandwidth) if target.is_some() => None,
                 // A track that never flowed is starting, not paused.
-                Decision::Paused(PauseReason::Publisher) if !ever_flowed[n] => sub.told_paused,
+                Decision::Paused(PauseReason::Publisher) if !demands[n].ever_flowed => {
+                    sub.told_paused
+                }
                 Decision::Paused(reason) => Some(reason),
                 Decision::Unwanted => sub.told_paused, // its subscriber hid it
             };
@@ -425,18 +414,12 @@ impl MediaCore {
             self.telemetry.stats.allocation_deficits += 1;
         }
         p.allocator.deficit = allocation.deficit;
-        // Probing: `desired` is what the best allowed layers cost; while a
-        // video is short, padding keeps the link as full as the estimate
-        // allows up to the next step (so the estimate can grow without
-        // risking a layer on it), and every PROBE_NUDGE the desired rate
-        // steps up a little, which makes str0m probe for real.
+        // Probing: `desired` is what the best allowed layers cost, and while
+        // a video is short it steps up a little every PROBE_NUDGE, which
+        // makes str0m probe for real. No padding minimum: str0m pads with
+        // old packets from the send history, which receivers take for late
+        // media.
         let desired = (allocation.wanted + audio).max(super::INITIAL_BANDWIDTH_ESTIMATE.as_u64());
-        let minimum = match (allocation.next_step, PAD_TO_NEXT_STEP) {
-            (Some(step), true) if allocation.deficit => {
-                (audio + allocation.allocated + step).min(desired)
-            }
-            _ => 0,
-        };
         let nudge = allocation.deficit && now >= p.allocator.next_nudge;
         if nudge {
             p.allocator.next_nudge = now + PROBE_NUDGE;
@@ -446,18 +429,17 @@ impl MediaCore {
             true => desired + desired / 50,
             false => desired,
         };
-        let target = (minimum, desired);
         let retarget = nudge
-            || p.allocator.bitrates.is_none_or(|(m, d)| {
-                differs_by_a_tenth(m, minimum) || differs_by_a_tenth(d, desired)
-            });
+            || p.allocator
+                .desired
+                .is_none_or(|d| differs_by_a_tenth(d, desired));
         let peer = p.subscribe_peer;
         if retarget {
-            p.allocator.bitrates = Some(target);
+            p.allocator.desired = Some(desired);
             if let Some(peer) = peer.and_then(|k| self.scheduler.get_mut(k)) {
                 peer.rtc
                     .bwe()
-                    .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+                    .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
             }
             if let Some(key) = peer {
                 self.scheduler.mark_dirty(key);
