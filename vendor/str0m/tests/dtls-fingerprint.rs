@@ -88,7 +88,7 @@ fn connect_with_provider(
 }
 
 fn reference_sha1(data: &[u8]) -> [u8; 20] {
-    str0m_rust_crypto::default_provider()
+    str0m_aws_lc_rs::default_provider()
         .sha1_provider
         .sha1(data)
 }
