@@ -50,6 +50,10 @@ pub struct LeakyBucketPacer {
     completed_probe: Option<TwccClusterId>,
     /// Gates poll_queue() until handle_timeout() is called after packet emission.
     needs_timeout_before_next_poll: bool,
+    /// Set when poll_queue() hands out an unpaced queue straight from the snapshot, cleared
+    /// by register_send(). Still set at the next poll means that queue had nothing to send
+    /// after all: the snapshot is stale and a handle_timeout() must refresh it.
+    unconfirmed_poll: bool,
 }
 
 impl Pacer for LeakyBucketPacer {
@@ -83,6 +87,7 @@ impl Pacer for LeakyBucketPacer {
     ) -> Option<PaddingRequest> {
         // Clear the gate when time advances
         self.needs_timeout_before_next_poll = false;
+        self.unconfirmed_poll = false;
 
         // Clear the poll time - it will be recalculated below if needed.
         // This is important because if we return early (e.g., next_poll_queue is already set),
@@ -128,20 +133,39 @@ impl Pacer for LeakyBucketPacer {
             return None;
         }
 
+        if self.unconfirmed_poll {
+            // The queue handed out last sent nothing: refresh the snapshot first.
+            self.unconfirmed_poll = false;
+            self.next_poll_queue = None;
+            self.needs_timeout_before_next_poll = true;
+            self.request_immediate_timeout();
+            return None;
+        }
+
         let next = self.next_poll_queue.take()?;
+
+        // Capture the cluster ID at poll time, before register_send() might clear it
+        let cluster_id = self.active_cluster();
+
+        // Unpaced packets owe nothing to the pacing budget, so the ones the snapshot still
+        // counts go out back to back. Paced packets and padding wait for a handle_timeout()
+        // that refreshes the debt.
+        if let Some(following) = self.count_off_unpaced(next) {
+            self.next_poll_queue = Some(following);
+            self.unconfirmed_poll = true;
+            return Some((next, cluster_id));
+        }
 
         // Mark that we need timeout before next poll
         self.needs_timeout_before_next_poll = true;
         self.request_immediate_timeout();
-
-        // Capture the cluster ID at poll time, before register_send() might clear it
-        let cluster_id = self.active_cluster();
 
         Some((next, cluster_id))
     }
 
     fn register_send(&mut self, now: Instant, packet_size: DataSize, _from: MidRid) {
         self.last_emitted = Some(now);
+        self.unconfirmed_poll = false;
 
         self.media_debt += packet_size;
         self.media_debt = self
@@ -159,6 +183,13 @@ impl Pacer for LeakyBucketPacer {
         // Check if probe is complete and store it for later retrieval
         if let Some(cluster_id) = self.check_probe_complete_internal(now) {
             self.completed_probe = Some(cluster_id);
+        }
+
+        // The last packet of the snapshot went out. With nothing left to pace, no
+        // handle_timeout() is needed at once: wake when padding is due, as one would decide
+        // with this packet's debt. New media asks for a timeout by itself.
+        if self.needs_timeout_before_next_poll && !self.snapshot_holds_paced_work() {
+            self.next_poll_time = self.next_poll(now).map(|(poll_at, _)| poll_at);
         }
     }
 }
@@ -182,6 +213,7 @@ impl LeakyBucketPacer {
             probe_queue: VecDeque::new(),
             completed_probe: None,
             needs_timeout_before_next_poll: true,
+            unconfirmed_poll: false,
         }
     }
 
@@ -464,6 +496,35 @@ impl LeakyBucketPacer {
         })
     }
 
+    /// Counts the packet just handed out off an unpaced queue's snapshot, and returns the
+    /// unpaced queue to send from next, if the snapshot still holds unpaced packets.
+    fn count_off_unpaced(&mut self, polled: MidRid) -> Option<MidRid> {
+        let queue = self
+            .queue_states
+            .iter_mut()
+            .find(|q| q.unpaced && q.midrid == polled)?;
+        queue.snapshot.packet_count = queue.snapshot.packet_count.saturating_sub(1);
+        if queue.snapshot.packet_count == 0 {
+            queue.snapshot.first_unsent = None;
+        }
+
+        self.queue_states
+            .iter()
+            .filter(|q| q.unpaced && q.snapshot.packet_count > 0)
+            .min_by_key(|q| q.snapshot.first_unsent)
+            .map(|q| q.midrid)
+    }
+
+    /// Whether a handle_timeout() is needed at once: paced packets wait in the snapshot, or
+    /// a probe is running.
+    fn snapshot_holds_paced_work(&self) -> bool {
+        !self.probe_queue.is_empty()
+            || self
+                .queue_states
+                .iter()
+                .any(|q| !q.unpaced && q.snapshot.packet_count > 0)
+    }
+
     fn request_immediate_timeout(&mut self) {
         // Request timeout at the next microsecond to ensure time advances between packets.
         // We can't use already_happened() because that would cause the test harness to
@@ -674,6 +735,107 @@ mod test {
         );
 
         assert!(queue.is_empty());
+    }
+
+    /// Sends what `poll_queue` hands out, as `Session::poll_packet` does, without any
+    /// `handle_timeout` in between. Returns the kinds sent.
+    fn drain_without_timeouts(
+        pacer: &mut LeakyBucketPacer,
+        queue: &mut Queue,
+        now: Instant,
+    ) -> Vec<PacketKind> {
+        let mut sent = vec![];
+        while let Some((qid, _)) = pacer.poll_queue() {
+            let packet = queue.next_packet().expect("pacer handed out an empty queue");
+            pacer.register_send(now, DataSize::from(packet.size()), qid);
+            queue.register_send(qid, now);
+            sent.push(packet.kind);
+        }
+        sent
+    }
+
+    #[test]
+    fn unpaced_packets_drain_without_a_timeout_each() {
+        let now = Instant::now();
+        let mut queue = Queue::default();
+        let mut pacer = LeakyBucketPacer::new(Bitrate::kbps(300));
+        handle_timeout_noisy(&mut pacer, &mut queue, now);
+
+        for seq_no in 1..=3 {
+            enqueue_packet_noisy(
+                &mut pacer,
+                &mut queue,
+                seq_no,
+                1000,
+                PacketKind::Audio,
+                now + duration_ms(1),
+            );
+        }
+
+        let sent = drain_without_timeouts(&mut pacer, &mut queue, now + duration_ms(1));
+        assert_eq!(sent, [PacketKind::Audio; 3], "all three unpaced packets at once");
+        assert!(queue.is_empty());
+
+        let timeout = pacer.poll_timeout().0.expect("the periodic handle");
+        assert!(
+            timeout > now + duration_ms(1) + Duration::from_micros(1),
+            "nothing left to pace, so no immediate timeout: {:?}",
+            timeout - now
+        );
+    }
+
+    #[test]
+    fn paced_packet_after_an_unpaced_burst_waits_for_a_timeout() {
+        let now = Instant::now();
+        let mut queue = Queue::default();
+        let mut pacer = LeakyBucketPacer::new(Bitrate::kbps(300));
+        handle_timeout_noisy(&mut pacer, &mut queue, now);
+        // A first send, so the pacer leaves its "never sent" mode.
+        enqueue_packet_noisy(&mut pacer, &mut queue, 1, 100, PacketKind::Audio, now);
+        drain_without_timeouts(&mut pacer, &mut queue, now);
+        handle_timeout_noisy(&mut pacer, &mut queue, now + duration_ms(100));
+
+        let at = now + duration_ms(100);
+        enqueue_packet_noisy(&mut pacer, &mut queue, 2, 100, PacketKind::Audio, at);
+        enqueue_packet_noisy(&mut pacer, &mut queue, 3, 100, PacketKind::Audio, at);
+        enqueue_packet_noisy(&mut pacer, &mut queue, 4, 100, PacketKind::Video, at);
+
+        let sent = drain_without_timeouts(&mut pacer, &mut queue, at);
+        assert_eq!(sent, [PacketKind::Audio; 2], "unpaced first, back to back");
+
+        let timeout = pacer.poll_timeout().0.expect("a deadline");
+        assert!(
+            timeout <= at + Duration::from_micros(1),
+            "paced video waits in the snapshot: immediate timeout"
+        );
+        handle_timeout_noisy(&mut pacer, &mut queue, timeout);
+        let sent = drain_without_timeouts(&mut pacer, &mut queue, timeout);
+        assert_eq!(sent, [PacketKind::Video]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn unpaced_poll_that_sent_nothing_refreshes_the_snapshot() {
+        let now = Instant::now();
+        let mut queue = Queue::default();
+        let mut pacer = LeakyBucketPacer::new(Bitrate::kbps(300));
+        handle_timeout_noisy(&mut pacer, &mut queue, now);
+        enqueue_packet_noisy(&mut pacer, &mut queue, 1, 100, PacketKind::Audio, now);
+        drain_without_timeouts(&mut pacer, &mut queue, now);
+
+        let at = now + duration_ms(10);
+        enqueue_packet_noisy(&mut pacer, &mut queue, 2, 100, PacketKind::Audio, at);
+        enqueue_packet_noisy(&mut pacer, &mut queue, 3, 100, PacketKind::Audio, at);
+
+        // The stream behind the queue sends nothing (no register_send).
+        assert!(pacer.poll_queue().is_some());
+        assert!(pacer.poll_queue().is_none(), "stale snapshot is not trusted");
+        let timeout = pacer.poll_timeout().0.expect("a deadline");
+        assert!(timeout <= at + Duration::from_micros(1), "asks for a refresh");
+
+        handle_timeout_noisy(&mut pacer, &mut queue, timeout);
+        let sent = drain_without_timeouts(&mut pacer, &mut queue, timeout);
+        assert_eq!(sent, [PacketKind::Audio; 2]);
     }
 
     #[test]
