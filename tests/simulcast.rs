@@ -269,3 +269,60 @@ fn preferences_cap_the_layer_hide_the_video_and_pause_unneeded_layers_at_the_pub
         "a preference for no such track is refused"
     );
 }
+
+#[test]
+fn an_open_link_pauses_no_video_while_the_estimate_climbs_to_what_a_big_room_needs() {
+    // Nine single-layer publishers: every subscriber wants eight videos,
+    // several times the first estimate. P0 first hides them all, so its
+    // estimate settles on audio alone, then shows them at once: the
+    // estimate must climb to what they need without a video paused.
+    let names: Vec<String> = (0..9).map(|i| format!("p{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut sim = Sim::room_of(&names);
+    let p0 = sim.clients[0].id;
+    let videos: Vec<TrackId> = sim.clients[0]
+        .subscribed
+        .values()
+        .filter(|t| t.kind == cascade_protocol::TrackKind::Video)
+        .map(|t| t.track_id.parse().unwrap())
+        .collect();
+    assert_eq!(videos.len(), 8);
+    let shown = |visible| VideoPreference {
+        visible,
+        width: 0,
+        height: 0,
+    };
+    for &track in &videos {
+        let now = sim.now;
+        sim.core
+            .set_video_preference(now, p0, track, shown(false))
+            .unwrap();
+    }
+    sim.run(Duration::from_secs(10), true);
+    for &track in &videos {
+        let now = sim.now;
+        sim.core
+            .set_video_preference(now, p0, track, shown(true))
+            .unwrap();
+    }
+    sim.run(Duration::from_secs(15), true);
+    for (i, client) in sim.clients.iter().enumerate() {
+        let paused = client
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::TrackPaused { .. }))
+            .count();
+        assert_eq!(paused, 0, "{} was told of {paused} paused videos", names[i]);
+    }
+    let from = sim.now;
+    sim.run(Duration::from_secs(2), true);
+    for client in &sim.clients {
+        let senders: std::collections::HashSet<&[u8]> = client
+            .received
+            .iter()
+            .filter(|r| r.at >= from && r.payload.len() > 1000)
+            .map(|r| &r.payload[..2])
+            .collect();
+        assert_eq!(senders.len(), 8, "{} plays every other video", client.name);
+    }
+}

@@ -16,8 +16,10 @@
 //!   told; it resumes when it fits again.
 //!
 //! Downgrades take effect at once; a pause only after the lowest layer did
-//! not fit for [`PAUSE_AFTER`] (and a video already on its lowest layer
-//! keeps it down to [`LOWEST_LAYER_KEEP`] of its price); upgrades and resumes need
+//! not fit for [`PAUSE_AFTER`] around a fall of the estimate (congestion:
+//! an estimate still climbing towards what the videos need pauses nothing;
+//! and a video already on its lowest layer keeps it down to
+//! [`LOWEST_LAYER_KEEP`] of its price); upgrades and resumes need
 //! [`UPGRADE_HEADROOM`] over the layer's price and wait [`UPGRADE_HOLD`]
 //! after a downgrade or pause of the same video; an upgrade goes one layer
 //! at a time and only once the estimate allowed it for [`UPGRADE_STABLE`],
@@ -60,9 +62,21 @@ pub const ESTIMATE_SETTLE: Duration = Duration::from_secs(3);
 /// recovers within a second or two).
 pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
+/// The estimate falling by more than this share is a sign of congestion.
+/// Only then may a video be paused: an estimate that merely has not grown
+/// to what the videos need yet (str0m's probing stalls at a few Mbit/s
+/// now and then) is no reason to stop one.
+const ESTIMATE_DROP: f64 = 0.05;
+
 /// While a video is short of its best layer, the desired rate steps up
 /// (or back) this often; every step up makes str0m probe.
 pub const PROBE_NUDGE: Duration = Duration::from_secs(3);
+
+/// A video short of its layer also steps the desired rate as soon as the
+/// estimate grew by this factor since the last step: str0m caps a probe at
+/// twice the estimate it starts from, so a probe sent while the estimate
+/// was still a first guess fell short of what the videos need.
+const NUDGE_ON_GROWTH: f64 = 1.5;
 
 /// What an audio track is priced at before its rate is measured.
 const AUDIO_PRICE: u64 = 48_000;
@@ -257,12 +271,16 @@ pub struct AllocatorState {
     pub estimate: Option<Bitrate>,
     /// When the first estimate arrived.
     pub estimate_since: Option<Instant>,
+    /// When the estimate last fell by more than [`ESTIMATE_DROP`].
+    estimate_fell: Option<Instant>,
     /// What was last passed to `bwe().set_bitrate` as desired.
     desired: Option<u64>,
     /// When the desired rate is stepped next while a video is short.
     next_nudge: Instant,
     /// Whether the desired rate is stepped up now.
     nudged: bool,
+    /// The estimate when the desired rate last changed.
+    estimate_at_nudge: u64,
     /// Whether the last allocation left a video short (for the metric).
     pub deficit: bool,
 }
@@ -272,9 +290,11 @@ impl AllocatorState {
         AllocatorState {
             estimate: None,
             estimate_since: None,
+            estimate_fell: None,
             desired: None,
             next_nudge: now + PROBE_NUDGE,
             nudged: false,
+            estimate_at_nudge: 0,
             deficit: false,
         }
     }
@@ -293,6 +313,13 @@ impl MediaCore {
         };
         if p.allocator.estimate == Some(estimate) {
             return;
+        }
+        tracing::trace!(participant = %subscriber, %estimate, "bandwidth estimate");
+        let fell = p.allocator.estimate.is_some_and(|before| {
+            (estimate.as_u64() as f64) < before.as_u64() as f64 * (1.0 - ESTIMATE_DROP)
+        });
+        if fell {
+            p.allocator.estimate_fell = Some(now);
         }
         p.allocator.estimate = Some(estimate);
         p.allocator.estimate_since.get_or_insert(now);
@@ -335,13 +362,15 @@ impl MediaCore {
             .allocator
             .estimate_since
             .is_some_and(|t| now >= t + ESTIMATE_SETTLE);
+        let estimate_fell = p.allocator.estimate_fell;
         let mut keyframes = Vec::new();
         let mut notices = Vec::new();
         for (n, (&index, decision)) in videos.iter().zip(&allocation.decisions).enumerate() {
             let sub = &mut p.subscriptions[index];
             let Some(source) = sub.source else { continue };
             // The lowest layer not fitting pauses the video only once the
-            // estimate is more than a first guess and the shortfall lasted.
+            // estimate is more than a first guess, the shortfall lasted, and
+            // the estimate fell around it (congestion, not a slow ramp).
             let short_since = match *decision {
                 Decision::Paused(PauseReason::Bandwidth) => *sub.short_since.get_or_insert(now),
                 _ => {
@@ -349,7 +378,8 @@ impl MediaCore {
                     now
                 }
             };
-            let pause = settled && now >= short_since + PAUSE_AFTER;
+            let congested = estimate_fell.is_some_and(|t| t + PAUSE_AFTER >= short_since);
+            let pause = settled && congested && now >= short_since + PAUSE_AFTER;
             let target = match (*decision, sub.down.target()) {
                 // Up one layer at a time, and only once the estimate held
                 // for it a while: a probe through a bursty shaper can
@@ -396,6 +426,7 @@ impl MediaCore {
                 Decision::Unwanted => sub.told_paused, // its subscriber hid it
             };
             if paused != sub.told_paused {
+                tracing::debug!(participant = %subscriber, track = %source.track, ?paused, ?decision, "video paused or resumed");
                 notices.push(match paused {
                     Some(reason) => ParticipantEvent::TrackPaused {
                         participant: source.participant,
@@ -420,7 +451,9 @@ impl MediaCore {
         // old packets from the send history, which receivers take for late
         // media.
         let desired = (allocation.wanted + audio).max(super::INITIAL_BANDWIDTH_ESTIMATE.as_u64());
-        let nudge = allocation.deficit && now >= p.allocator.next_nudge;
+        let grown =
+            estimate.as_u64() as f64 >= p.allocator.estimate_at_nudge as f64 * NUDGE_ON_GROWTH;
+        let nudge = allocation.deficit && (now >= p.allocator.next_nudge || grown);
         if nudge {
             p.allocator.next_nudge = now + PROBE_NUDGE;
             p.allocator.nudged = !p.allocator.nudged;
@@ -436,6 +469,7 @@ impl MediaCore {
         let peer = p.subscribe_peer;
         if retarget {
             p.allocator.desired = Some(desired);
+            p.allocator.estimate_at_nudge = estimate.as_u64();
             if let Some(peer) = peer.and_then(|k| self.scheduler.get_mut(k)) {
                 peer.rtc
                     .bwe()
