@@ -22,10 +22,9 @@ pub enum PeerRole {
 }
 
 /// How many times in a row a peer may ask for an immediate timeout while being
-/// drained before we leave it for the next loop iteration. With bandwidth
-/// estimation on, str0m's pacer releases one queued packet per timeout (even
-/// unpaced ones), so a flush needs about one per packet written to the peer
-/// since the last: a batch's worth, not a handful.
+/// drained before we leave it for the next loop iteration. With the vendored
+/// str0m's pacer (vendor/README.md) unpaced packets leave back to back, so a
+/// drain needs one or two; paced retransmissions and probes may ask for more.
 const MAX_IMMEDIATE_TIMEOUTS: usize = 128;
 
 /// A peer connection owned by a media core.
