@@ -62,10 +62,11 @@ pub const ESTIMATE_SETTLE: Duration = Duration::from_secs(3);
 /// recovers within a second or two).
 pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
-/// The estimate falling by more than this share is a sign of congestion.
-/// Only then may a video be paused: an estimate that merely has not grown
-/// to what the videos need yet (str0m's probing stalls at a few Mbit/s
-/// now and then) is no reason to stop one.
+/// The estimate falling by more than this share, once [`ESTIMATE_SETTLE`]
+/// passed, is a sign of congestion. Only then may a video be paused: an
+/// estimate that merely has not grown to what the videos need yet (str0m's
+/// probing stalls at a few Mbit/s now and then, and a first probe's
+/// overshoot falls back) is no reason to stop one.
 const ESTIMATE_DROP: f64 = 0.05;
 
 /// While a video is short of its best layer, the desired rate steps up
@@ -315,9 +316,16 @@ impl MediaCore {
             return;
         }
         tracing::trace!(participant = %subscriber, %estimate, "bandwidth estimate");
-        let fell = p.allocator.estimate.is_some_and(|before| {
-            (estimate.as_u64() as f64) < before.as_u64() as f64 * (1.0 - ESTIMATE_DROP)
-        });
+        // While the first probes settle, their overshoot falls back: no sign
+        // of congestion yet.
+        let settled = p
+            .allocator
+            .estimate_since
+            .is_some_and(|t| now >= t + ESTIMATE_SETTLE);
+        let fell = settled
+            && p.allocator.estimate.is_some_and(|before| {
+                (estimate.as_u64() as f64) < before.as_u64() as f64 * (1.0 - ESTIMATE_DROP)
+            });
         if fell {
             p.allocator.estimate_fell = Some(now);
         }
