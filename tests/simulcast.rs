@@ -287,24 +287,22 @@ fn an_open_link_pauses_no_video_while_the_estimate_climbs_to_what_a_big_room_nee
         .map(|t| t.track_id.parse().unwrap())
         .collect();
     assert_eq!(videos.len(), 8);
-    let shown = |visible| VideoPreference {
-        visible,
-        width: 0,
-        height: 0,
+    let show_all = |sim: &mut Sim, visible| {
+        for &track in &videos {
+            let shown = VideoPreference {
+                visible,
+                width: 0,
+                height: 0,
+            };
+            let now = sim.now;
+            sim.core
+                .set_video_preference(now, p0, track, shown)
+                .unwrap();
+        }
     };
-    for &track in &videos {
-        let now = sim.now;
-        sim.core
-            .set_video_preference(now, p0, track, shown(false))
-            .unwrap();
-    }
+    show_all(&mut sim, false);
     sim.run(Duration::from_secs(10), true);
-    for &track in &videos {
-        let now = sim.now;
-        sim.core
-            .set_video_preference(now, p0, track, shown(true))
-            .unwrap();
-    }
+    show_all(&mut sim, true);
     sim.run(Duration::from_secs(15), true);
     for (i, client) in sim.clients.iter().enumerate() {
         let paused = client
