@@ -299,6 +299,12 @@ impl AllocatorState {
             deficit: false,
         }
     }
+
+    /// Whether the first estimate arrived at least [`ESTIMATE_SETTLE`] ago.
+    fn settled(&self, now: Instant) -> bool {
+        self.estimate_since
+            .is_some_and(|t| now >= t + ESTIMATE_SETTLE)
+    }
 }
 
 impl MediaCore {
@@ -318,11 +324,7 @@ impl MediaCore {
         tracing::trace!(participant = %subscriber, %estimate, "bandwidth estimate");
         // While the first probes settle, their overshoot falls back: no sign
         // of congestion yet.
-        let settled = p
-            .allocator
-            .estimate_since
-            .is_some_and(|t| now >= t + ESTIMATE_SETTLE);
-        let fell = settled
+        let fell = p.allocator.settled(now)
             && p.allocator.estimate.is_some_and(|before| {
                 (estimate.as_u64() as f64) < before.as_u64() as f64 * (1.0 - ESTIMATE_DROP)
             });
@@ -366,10 +368,7 @@ impl MediaCore {
         let Some(p) = self.members.participants.get_mut(&subscriber) else {
             return;
         };
-        let settled = p
-            .allocator
-            .estimate_since
-            .is_some_and(|t| now >= t + ESTIMATE_SETTLE);
+        let settled = p.allocator.settled(now);
         let estimate_fell = p.allocator.estimate_fell;
         let mut keyframes = Vec::new();
         let mut notices = Vec::new();
