@@ -24,7 +24,8 @@ pub enum PeerRole {
 /// How many times in a row a peer may ask for an immediate timeout while being
 /// drained before we leave it for the next loop iteration. With the vendored
 /// str0m's pacer (vendor/README.md) unpaced packets leave back to back, so a
-/// drain needs one or two; paced retransmissions and probes may ask for more.
+/// drain needs one or two; padding and probes, which the pacer schedules on its
+/// timeouts, may ask for more.
 const MAX_IMMEDIATE_TIMEOUTS: usize = 128;
 
 /// A peer connection owned by a media core.
