@@ -27,7 +27,9 @@
  *   tiles.js         the grid's tiles for local and remote participants
  *   log.js           console logging
  *
- * URL parameters: `?room=NAME` prefills the room, `?room=NAME&name=ME` joins at once.
+ * URL parameters: `?room=NAME` prefills the room, `?room=NAME&name=ME` joins at once,
+ * `&token=JWT` is the access token a server with API keys requires (made by
+ * `cascade token create`, which prints such a link).
  *
  * Test hooks: `data-testid` attributes on the page, remote tiles carry
  * `data-participant-id`, `data-participant-name`, `data-video-muted`,
@@ -148,7 +150,7 @@ async function join(room, name) {
     return;
   }
   clearErrors();
-  const s = startSession(room, name);
+  const s = startSession(room, name, accessToken());
   ui.joinButton.disabled = true;
   showCallScreen(s);
   rememberRoomInUrl(room);
@@ -205,10 +207,14 @@ async function onJoined(s, msg) {
   await startPublishing(s, onPcStateChange);
 }
 
+/** Error codes that answer a `join` the server turned down. */
+const JOIN_REFUSALS = new Set(['unauthorized', 'forbidden', 'rate_limited', 'server_draining']);
+
 function onServerError(s, msg) {
   if (isPreferenceError(s, msg)) return; // adaptive stream is an optimisation: nothing to show
   showError(`Server error ${msg.code || '?'}: ${msg.message || ''}`);
-  if (msg.code === 'fatal') teardown(s);
+  // A refused join leaves nothing to go on with; so does a fatal error.
+  if (msg.code === 'fatal' || (!s.participantId && JOIN_REFUSALS.has(msg.code))) teardown(s);
 }
 
 function onSocketClose(s, event) {
@@ -294,6 +300,11 @@ function rememberRoomInUrl(room) {
   url.searchParams.set('room', room);
   url.searchParams.delete('name'); // a reload should not re-join by itself
   history.replaceState(null, '', url);
+}
+
+/** The access token of the join link (`?token=`), if it has one. */
+function accessToken() {
+  return new URLSearchParams(location.search).get('token');
 }
 
 function onJoinSubmit(event) {

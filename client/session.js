@@ -6,11 +6,15 @@
 /** The current session, or null on the join screen. Replaced on every join. */
 let current = null;
 
-/** Starts a new session for `room` and makes it the current one. */
-export function startSession(room, name) {
+/**
+ * Starts a new session for `room` and makes it the current one. `token` is
+ * the access token from the join link (`?token=`), if the server needs one.
+ */
+export function startSession(room, name, token = null) {
   current = {
     room,
     name,
+    token,
     ws: null,
     participantId: null,
     closed: false,

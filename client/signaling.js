@@ -30,7 +30,9 @@ export function connectSocket(s, listener) {
   listener.onStateChange();
   ws.onopen = () => {
     log('socket open');
-    send(s, { type: 'join', version: PROTOCOL_VERSION, room: s.room, name: s.name });
+    const join = { type: 'join', version: PROTOCOL_VERSION, room: s.room, name: s.name };
+    if (s.token) join.token = s.token;
+    send(s, join);
     s.pingTimer = setInterval(() => send(s, { type: 'ping' }), PING_INTERVAL_MS);
     listener.onStateChange();
   };

@@ -2,9 +2,13 @@
 //! variables, checked once at start-up ("parse, don't validate").
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+
+use crate::auth::mint::CreateToken;
+use crate::auth::{Access, KeyError, KeySet};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -19,6 +23,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cascade", version, about = "Cascade: a WebRTC SFU", long_about = None)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+
     /// Address of the HTTP server (bundled client, WebSocket signaling, API).
     #[arg(long, env = "CASCADE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -60,10 +67,35 @@ pub struct Args {
     #[arg(long, env = "CASCADE_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
-    /// Bearer token required on WHIP/WHEP requests (`Authorization: Bearer
-    /// TOKEN`). Unset: no authentication.
-    #[arg(long, env = "CASCADE_AUTH_TOKEN")]
-    pub auth_token: Option<String>,
+    /// API key whose secret signs access tokens (JWT `iss`). With
+    /// --api-secret; or use --keys-file for several.
+    #[arg(long, env = "CASCADE_API_KEY", global = true, requires = "api_secret")]
+    pub api_key: Option<String>,
+
+    /// The secret of --api-key (at least 32 characters). Prefer the
+    /// environment variable: flags show up in `ps`.
+    #[arg(
+        long,
+        env = "CASCADE_API_SECRET",
+        global = true,
+        requires = "api_key",
+        hide_env_values = true
+    )]
+    pub api_secret: Option<String>,
+
+    /// File of API keys, one `key: secret` per line (`#` comments).
+    #[arg(
+        long,
+        env = "CASCADE_KEYS_FILE",
+        global = true,
+        conflicts_with = "api_key"
+    )]
+    pub keys_file: Option<PathBuf>,
+
+    /// Run without access tokens even though a listener is not on
+    /// loopback: anyone who reaches the server may join any room.
+    #[arg(long, env = "CASCADE_INSECURE_OPEN")]
+    pub insecure_open: bool,
 
     /// ICE server URL advertised to WHIP/WHEP clients in `Link` headers, e.g.
     /// `stun:stun.example.org:3478`. Repeat for several.
@@ -73,6 +105,21 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub ice_servers: Vec<String>,
+}
+
+/// What the binary does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Subcommand {
+    /// Access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token with the configured API keys and print it with a join
+    /// link.
+    Create(CreateToken),
 }
 
 /// A configuration that passed all checks.
@@ -88,7 +135,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where `/metrics` and `/admin/*` are served; `None`: on `http_addr`.
     pub metrics_addr: Option<SocketAddr>,
-    pub auth_token: Option<String>,
+    /// Who may join: tokens of these keys, or anyone (dev mode).
+    pub access: Access,
     pub ice_servers: Vec<String>,
 }
 
@@ -105,8 +153,15 @@ pub enum ConfigError {
     PortRange { port: u16, workers: usize },
     #[error("--connect-timeout-secs and --disconnect-grace-secs must be at least 1")]
     Timeout,
-    #[error("--auth-token must be 8 to 256 visible ASCII characters")]
-    AuthToken,
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot read --keys-file {path}: {source}")]
+    KeysFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{addr} is not a loopback address and no API keys are set, so anyone who reaches it could join any room: pass --api-key and --api-secret (or --keys-file), or --insecure-open to run open anyway")]
+    OpenOnPublicAddress { addr: IpAddr },
     #[error("--ice-server {0:?} must start with stun:, stuns:, turn: or turns:")]
     IceServer(String),
 }
@@ -138,10 +193,15 @@ impl TryFrom<Args> for Config {
         if args.connect_timeout_secs == 0 || args.disconnect_grace_secs == 0 {
             return Err(ConfigError::Timeout);
         }
-        if let Some(token) = &args.auth_token {
-            let visible = token.bytes().all(|b| b.is_ascii_graphic());
-            if !(8..=256).contains(&token.len()) || !visible {
-                return Err(ConfigError::AuthToken);
+        let access = access(&args)?;
+        if access.is_open() && !args.insecure_open {
+            let listeners = [
+                Some(args.http_addr.ip()),
+                args.metrics_addr.map(|a| a.ip()),
+                Some(args.media_addr),
+            ];
+            if let Some(addr) = listeners.into_iter().flatten().find(|ip| !ip.is_loopback()) {
+                return Err(ConfigError::OpenOnPublicAddress { addr });
             }
         }
         if let Some(bad) = args.ice_servers.iter().find(|s| {
@@ -162,9 +222,24 @@ impl TryFrom<Args> for Config {
             disconnect_grace: Duration::from_secs(args.disconnect_grace_secs),
             log_format: args.log_format,
             metrics_addr: args.metrics_addr,
-            auth_token: args.auth_token,
+            access,
             ice_servers: args.ice_servers,
         })
+    }
+}
+
+/// The access policy the key flags ask for.
+pub fn access(args: &Args) -> Result<Access, ConfigError> {
+    if let Some(path) = &args.keys_file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeysFile {
+            path: path.clone(),
+            source,
+        })?;
+        return Ok(Access::Tokens(KeySet::parse(&text)?));
+    }
+    match (&args.api_key, &args.api_secret) {
+        (Some(key), Some(secret)) => Ok(Access::Tokens(KeySet::single(key, secret)?)),
+        _ => Ok(Access::Open),
     }
 }
 
@@ -208,8 +283,74 @@ mod tests {
             parse(&["--media-addr", "0.0.0.0"]),
             Err(ConfigError::WildcardWithoutPublicIp(_))
         ));
-        let c = parse(&["--media-addr", "0.0.0.0", "--public-ip", "192.0.2.7"]).unwrap();
+        let c = parse(&[
+            "--media-addr",
+            "0.0.0.0",
+            "--public-ip",
+            "192.0.2.7",
+            "--insecure-open",
+        ])
+        .unwrap();
         assert_eq!(c.public_ip, "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_open_server_stays_on_loopback_unless_told_otherwise() {
+        assert!(parse(&[]).unwrap().access.is_open(), "dev mode on loopback");
+        for public in [
+            &["--http-addr", "0.0.0.0:8080"][..],
+            &["--media-addr", "192.0.2.7"],
+            &["--metrics-addr", "10.0.0.1:9100"],
+        ] {
+            let err = parse(public).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::OpenOnPublicAddress { .. }),
+                "{public:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("--api-key") && text.contains("--insecure-open"),
+                "{text}"
+            );
+        }
+        let keyed = parse(&[
+            "--http-addr",
+            "0.0.0.0:8080",
+            "--api-key",
+            "APIa",
+            "--api-secret",
+            SECRET,
+        ])
+        .unwrap();
+        assert!(!keyed.access.is_open());
+        let open = parse(&["--http-addr", "0.0.0.0:8080", "--insecure-open"]).unwrap();
+        assert!(open.access.is_open());
+    }
+
+    #[test]
+    fn keys_come_from_flags_or_a_file_and_weak_ones_are_refused() {
+        assert!(matches!(
+            parse(&["--api-key", "APIa", "--api-secret", "short"]),
+            Err(ConfigError::Keys(_))
+        ));
+        let dir = std::env::temp_dir().join(format!("cascade-keys-{}", std::process::id()));
+        std::fs::write(&dir, format!("# test\nAPIa: {SECRET}\nAPIb: {SECRET}\n")).unwrap();
+        let c = parse(&["--keys-file", dir.to_str().unwrap()]).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        match c.access {
+            Access::Tokens(keys) => assert!(keys.secret("APIb").is_some()),
+            Access::Open => panic!("a keys file means tokens"),
+        }
+        assert!(matches!(
+            parse(&["--keys-file", "/nonexistent/keys"]),
+            Err(ConfigError::KeysFile { .. })
+        ));
+        assert!(
+            Args::try_parse_from(["cascade", "--api-key", "APIa"]).is_err(),
+            "a key needs its secret"
+        );
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //! - [`media`]: the sans-IO core (rooms, participants, forwarding);
 //! - [`worker`]: media worker threads driving a core on a UDP socket;
 //! - [`signal`]: axum HTTP/WebSocket control plane and the bundled client;
+//! - [`auth`]: access tokens, API keys, who may do what;
 //! - [`config`]: flags and environment;
 //! - [`metrics`]: Prometheus metrics and how workers feed them;
 //! - [`server`]: start and stop everything.
 
+pub mod auth;
 pub mod config;
 pub mod media;
 pub mod metrics;

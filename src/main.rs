@@ -5,7 +5,8 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cascade::config::{Args, Config, LogFormat};
+use cascade::auth::{Access, KeySet};
+use cascade::config::{self, Args, Config, LogFormat, Subcommand, TokenCommand};
 
 /// mimalloc: str0m allocates a buffer per packet it sends (and frees it
 /// after the send), so the allocator sits on the forwarding path.
@@ -21,8 +22,26 @@ fn main() {
 
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
-    let config = Config::try_from(Args::parse())?;
+    let args = Args::parse();
+    if let Some(Subcommand::Token(TokenCommand::Create(create))) = &args.command {
+        let keys = match config::access(&args)? {
+            Access::Tokens(keys) => keys,
+            Access::Open => KeySet::default(),
+        };
+        let minted = create.mint(&keys)?;
+        println!("{}", minted.token);
+        if let Some(link) = minted.join_link {
+            println!("{link}");
+        }
+        return Ok(());
+    }
+    let config = Config::try_from(args)?;
     init_logging(config.log_format);
+    if config.access.is_open() {
+        tracing::warn!(
+            "no API keys: running open (dev mode), anyone who reaches the server may join any room"
+        );
+    }
     let server = cascade::server::start(config).await?;
     println!(
         "Cascade is running: open http://{}/ in a browser",

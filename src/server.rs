@@ -110,7 +110,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         directory,
         metrics: metrics.clone(),
         http_sessions: Arc::default(),
-        auth_token: config.auth_token.as_deref().map(Arc::from),
+        access: Arc::new(config.access.clone()),
         ice_servers: config.ice_servers.clone().into(),
     };
     let admin = admin_listener.map(|(listener, addr)| {

@@ -152,12 +152,15 @@ async fn whip_publishers_join_rooms_and_whep_viewers_follow_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_http_semantics_and_errors() {
     let server = common::server::start(1, |c| {
-        c.auth_token = Some("s3cret-token".into());
+        common::tokens::require_tokens(c);
         c.ice_servers = vec!["stun:stun.example.org:3478".into()];
     })
     .await;
     let addr = server.http_addr();
-    let auth = ("Authorization", "Bearer s3cret-token");
+    let bearer = format!("Bearer {}", common::tokens::join_token("room", "obs"));
+    let auth = ("Authorization", bearer.as_str());
+    let admin = format!("Bearer {}", common::tokens::admin_token());
+    let admin = ("Authorization", admin.as_str());
     let offering = peer::offer(Direction::SendOnly).await;
     let sdp = offering.sdp.as_bytes();
 
@@ -282,7 +285,7 @@ async fn whip_http_semantics_and_errors() {
     let wrong_kind = location.replace("/whip/", "/whep/");
     let r = request(addr, "DELETE", &wrong_kind, &[auth], b"").await;
     assert_eq!(r.status, 404, "a WHIP session is not a WHEP session");
-    let metrics = request(addr, "GET", "/metrics", &[], b"").await.body;
+    let metrics = request(addr, "GET", "/metrics", &[admin], b"").await.body;
     assert!(
         metrics.contains("cascade_signal_active_sessions{kind=\"whip\"} 1"),
         "the live WHIP session is counted"
@@ -297,7 +300,7 @@ async fn whip_http_semantics_and_errors() {
     assert_eq!(r.status, 404);
     let mut closed = false;
     for _ in 0..50 {
-        let metrics = request(addr, "GET", "/metrics", &[], b"").await.body;
+        let metrics = request(addr, "GET", "/metrics", &[admin], b"").await.body;
         if metrics.contains("cascade_signal_active_sessions{kind=\"whip\"} 0") {
             closed = true;
             break;

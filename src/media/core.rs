@@ -37,8 +37,8 @@ use super::errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
 };
 use super::events::{CoreEvent, ParticipantEvent};
-use super::ids::{DisplayName, ParticipantId, PeerKey, RoomName, TrackId};
-use super::membership::{Membership, ParticipantMode, VideoPreference};
+use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
+use super::membership::{MediaGrants, Membership, ParticipantMode, VideoPreference};
 use super::peer::{PeerRole, MAX_EARLY_STUN};
 use super::scheduler::Scheduler;
 use super::stats::{CoreStats, Sample, Telemetry};
@@ -79,6 +79,10 @@ pub struct JoinRequest {
     pub room: RoomName,
     pub name: DisplayName,
     pub mode: ParticipantMode,
+    /// The access token's identity: a newer join with the same identity in
+    /// the room replaces this one. `None` in open mode.
+    pub identity: Option<Identity>,
+    pub grants: MediaGrants,
 }
 
 /// All rooms of one worker and the peer connections that carry them.
@@ -203,6 +207,9 @@ impl MediaCore {
             .ok_or(OfferError::NotJoined)?;
         if p.mode != ParticipantMode::Full {
             return Err(OfferError::WrongConnection);
+        }
+        if !p.grants.publish {
+            return Err(OfferError::Forbidden);
         }
         let key = match p.publish_peer {
             Some(key) => key,
@@ -347,6 +354,40 @@ impl MediaCore {
     pub fn leave(&mut self, now: Instant, id: ParticipantId, reason: LeaveReason) {
         self.remove_participant(id, reason);
         self.flush(now);
+    }
+
+    /// Removes `id` if it is in `room`; returns whether it was.
+    pub fn remove_from_room(
+        &mut self,
+        now: Instant,
+        room: &RoomName,
+        id: ParticipantId,
+        reason: LeaveReason,
+    ) -> bool {
+        let present = self
+            .members
+            .participants
+            .get(&id)
+            .is_some_and(|p| &p.room == room);
+        if present {
+            self.leave(now, id, reason);
+        }
+        present
+    }
+
+    /// Removes everyone in `room` (`RoomClosed`); returns how many.
+    pub fn close_room(&mut self, now: Instant, room: &RoomName) -> usize {
+        let members = self
+            .members
+            .rooms
+            .get(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        for id in &members {
+            self.remove_participant(*id, LeaveReason::RoomClosed);
+        }
+        self.flush(now);
+        members.len()
     }
 
     /// Removes everyone (server shutdown).

@@ -15,17 +15,26 @@ pub enum LeaveReason {
     SlowConsumer,
     /// The server is shutting down.
     Shutdown,
+    /// A newer connection with the same identity joined the room.
+    Replaced,
+    /// An operator removed the participant (room service API).
+    Removed,
+    /// An operator closed the room.
+    RoomClosed,
 }
 
 impl LeaveReason {
     /// Every reason, in [`LeaveReason::index`] order.
-    pub const ALL: [LeaveReason; 6] = [
+    pub const ALL: [LeaveReason; 9] = [
         LeaveReason::Left,
         LeaveReason::ConnectTimeout,
         LeaveReason::IceDisconnected,
         LeaveReason::PeerFailed,
         LeaveReason::SlowConsumer,
         LeaveReason::Shutdown,
+        LeaveReason::Replaced,
+        LeaveReason::Removed,
+        LeaveReason::RoomClosed,
     ];
 
     /// Position in [`LeaveReason::ALL`] (and in `CoreStats::leaves_by_reason`).
@@ -42,6 +51,9 @@ impl LeaveReason {
             LeaveReason::PeerFailed => "peer_failed",
             LeaveReason::SlowConsumer => "slow_consumer",
             LeaveReason::Shutdown => "shutdown",
+            LeaveReason::Replaced => "replaced",
+            LeaveReason::Removed => "removed",
+            LeaveReason::RoomClosed => "room_closed",
         }
     }
 }
@@ -62,6 +74,8 @@ pub enum JoinError {
     Setup(String),
     #[error("the offer was rejected: {0}")]
     InvalidSdp(String),
+    #[error("the participant may not {0}")]
+    Forbidden(&'static str),
 }
 
 /// Why [`MediaCore::publish_offer`] failed.
@@ -79,6 +93,8 @@ pub enum OfferError {
     Setup(String),
     #[error("the offer was rejected: {0}")]
     InvalidSdp(String),
+    #[error("the participant may not publish")]
+    Forbidden,
 }
 
 /// Why [`MediaCore::subscribe_answer`] failed.

@@ -10,13 +10,14 @@ use str0m::change::SdpOffer;
 use str0m::media::{MediaKind, Mid};
 
 use super::errors::LeaveReason;
-use super::ids::{DisplayName, ParticipantId, RoomName, TrackId};
+use super::ids::{DisplayName, Identity, ParticipantId, RoomName, TrackId};
 
 /// A participant as others see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParticipantSummary {
     pub id: ParticipantId,
     pub name: DisplayName,
+    pub identity: Option<Identity>,
     pub tracks: Vec<TrackSummary>,
 }
 

@@ -67,12 +67,15 @@ pub struct PeerKey(pub u32);
 pub enum NameError {
     #[error("room names are 1-64 characters of A-Z a-z 0-9 _ - .")]
     Room,
-    #[error("display names are 1-64 characters without control characters")]
+    #[error("display names are 1-64 characters with a visible one, without control or bidi override characters")]
     Display,
+    #[error("identities are 1-128 characters with a visible one, without control or bidi override characters")]
+    Identity,
 }
 
-/// A room's name: 1-64 characters of `A-Z a-z 0-9 _ - .`, checked once
-/// where it enters the server.
+/// A room's name: 1-64 characters of `A-Z a-z 0-9 _ - .`, not only dots
+/// (`.` and `..` would read as paths in URLs and logs), checked once where
+/// it enters the server.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomName(String);
 
@@ -81,7 +84,8 @@ impl RoomName {
         let valid = (1..=64).contains(&name.len())
             && name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            && !name.bytes().all(|b| b == b'.');
         match valid {
             true => Ok(RoomName(name.to_string())),
             false => Err(NameError::Room),
@@ -99,18 +103,32 @@ impl fmt::Display for RoomName {
     }
 }
 
-/// A participant's display name: 1-64 characters, not blank, no control
-/// characters.
+/// Whether `text` is fit to show other people: `max` characters at most,
+/// at least one visible (not space, not zero-width), and no control or
+/// bidirectional override characters (which could make a name render as
+/// someone else's, or reverse the text after it).
+fn showable(text: &str, max: usize) -> bool {
+    let invisible = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{180e}'
+            )
+    };
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    (1..=max).contains(&text.chars().count())
+        && !text.chars().any(|c| c.is_control() || bidi(c))
+        && text.chars().any(|c| !invisible(c))
+}
+
+/// A participant's display name: 1-64 characters fit to show others (see
+/// `showable`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(name: &str) -> Result<Self, NameError> {
-        let count = name.chars().count();
-        let valid = (1..=64).contains(&count)
-            && !name.chars().any(char::is_control)
-            && !name.trim().is_empty();
-        match valid {
+        match showable(name, 64) {
             true => Ok(DisplayName(name.to_string())),
             false => Err(NameError::Display),
         }
@@ -127,9 +145,62 @@ impl fmt::Display for DisplayName {
     }
 }
 
+/// A participant's identity from its access token (the JWT `sub`): stable
+/// across its connections, unique in a room. 1-128 characters fit to show.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity(String);
+
+impl Identity {
+    pub fn parse(identity: &str) -> Result<Self, NameError> {
+        match showable(identity, 128) {
+            true => Ok(Identity(identity.to_string())),
+            false => Err(NameError::Identity),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_hide_or_disguise_themselves_are_refused() {
+        for bad in [
+            "",
+            " ",
+            "\u{200b}\u{200b}",
+            "\u{feff}",
+            "evil\u{202e}gnp.exe",
+            "a\u{2066}b",
+            "tab\there",
+        ] {
+            assert_eq!(DisplayName::parse(bad), Err(NameError::Display), "{bad:?}");
+            assert_eq!(Identity::parse(bad), Err(NameError::Identity), "{bad:?}");
+        }
+        for good in ["Alice", "José María", "李雷", "a\u{200d}b", "🙂"] {
+            assert!(DisplayName::parse(good).is_ok(), "{good:?}");
+        }
+        assert!(DisplayName::parse(&"x".repeat(65)).is_err());
+        assert!(Identity::parse(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn room_names_that_read_as_paths_are_refused() {
+        for bad in [".", "..", "...", "a/b", ""] {
+            assert_eq!(RoomName::parse(bad), Err(NameError::Room), "{bad:?}");
+        }
+        assert!(RoomName::parse("team.sync-2").is_ok());
+    }
 
     #[test]
     fn participant_id_round_trips_through_its_text_form() {

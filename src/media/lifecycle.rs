@@ -17,7 +17,7 @@ use str0m::{Candidate, Rtc};
 use super::core::{JoinRequest, MediaCore};
 use super::errors::{JoinError, LeaveReason};
 use super::events::{CoreEvent, ParticipantEvent};
-use super::ids::{ParticipantId, PeerKey};
+use super::ids::{Identity, ParticipantId, PeerKey, RoomName};
 use super::membership::{Participant, ParticipantMode, TrackRef};
 use super::peer::{Peer, PeerRole};
 
@@ -25,6 +25,15 @@ impl MediaCore {
     pub(super) fn check_join(&self, request: &JoinRequest) -> Result<(), JoinError> {
         if self.members.participants.contains_key(&request.id) {
             return Err(JoinError::AlreadyJoined);
+        }
+        match request.mode {
+            ParticipantMode::PublishOnly if !request.grants.publish => {
+                return Err(JoinError::Forbidden("publish"))
+            }
+            ParticipantMode::Viewer { .. } if !request.grants.subscribe => {
+                return Err(JoinError::Forbidden("subscribe"))
+            }
+            _ => {}
         }
         if let ParticipantMode::Viewer { follow: Some(f) } = request.mode {
             let present = self
@@ -54,12 +63,19 @@ impl MediaCore {
             room,
             name,
             mode,
+            identity,
+            grants,
         } = request;
+        if let Some(identity) = &identity {
+            self.replace_identity(&room, identity);
+        }
         let others = self.members.members_except(&room, id);
         if self.members.enter(&room, id) {
             self.events.push_back(CoreEvent::RoomOpened(room.clone()));
         }
         let mut participant = Participant::new(id, name, room.clone(), mode, now);
+        participant.identity = identity;
+        participant.grants = grants;
         participant.subscribe_peer = subscribe_peer;
         participant.publish_peer = publish_peer;
         let mut existing = Vec::with_capacity(others.len());
@@ -68,7 +84,7 @@ impl MediaCore {
                 continue;
             };
             existing.push(o.summary());
-            if mode == ParticipantMode::Full {
+            if mode == ParticipantMode::Full && grants.subscribe {
                 participant.subscriptions.extend(o.subscribe_all(id));
             }
         }
@@ -90,6 +106,25 @@ impl MediaCore {
             self.notify(other, ParticipantEvent::ParticipantJoined(summary.clone()));
         }
         self.negotiate(id);
+    }
+
+    /// Removes whoever in `room` already has `identity`: the newer
+    /// connection wins (a reload, or the same user on another device).
+    fn replace_identity(&mut self, room: &RoomName, identity: &Identity) {
+        let Some(r) = self.members.rooms.get(room) else {
+            return;
+        };
+        let participants = &self.members.participants;
+        let holders: Vec<ParticipantId> = r
+            .members
+            .iter()
+            .copied()
+            .filter(|m| participants.get(m).and_then(|p| p.identity.as_ref()) == Some(identity))
+            .collect();
+        for holder in holders {
+            tracing::info!(participant = %holder, %identity, "replaced by a newer connection");
+            self.remove_participant(holder, LeaveReason::Replaced);
+        }
     }
 
     /// Gives `rtc` the core's host candidate and hands it to the scheduler.

@@ -17,7 +17,7 @@ use str0m::media::{MediaKind, Mid, Pt, Rid};
 use super::allocator::AllocatorState;
 use super::downtrack::DownTrack;
 use super::events::{OfferedTrack, ParticipantSummary, PauseReason, TrackSummary};
-use super::ids::{DisplayName, ParticipantId, PeerKey, RoomName, TrackId};
+use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
 use super::keyframes::KeyframeThrottle;
 use super::simulcast::{layers_for, Layer};
 
@@ -84,10 +84,26 @@ pub enum ParticipantMode {
     Viewer { follow: Option<ParticipantId> },
 }
 
+/// What a participant's token lets it do with media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaGrants {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+impl MediaGrants {
+    pub const ALL: MediaGrants = MediaGrants {
+        publish: true,
+        subscribe: true,
+    };
+}
+
 /// One participant and its peer connections.
 pub struct Participant {
     pub id: ParticipantId,
     pub name: DisplayName,
+    pub identity: Option<Identity>,
+    pub grants: MediaGrants,
     pub room: RoomName,
     pub mode: ParticipantMode,
     pub subscribe_peer: Option<PeerKey>,
@@ -121,6 +137,8 @@ impl Participant {
         Participant {
             id,
             name,
+            identity: None,
+            grants: MediaGrants::ALL,
             room,
             mode,
             subscribe_peer: None,
@@ -141,6 +159,7 @@ impl Participant {
         ParticipantSummary {
             id: self.id,
             name: self.name.clone(),
+            identity: self.identity.clone(),
             tracks: self.published.iter().map(PublishedTrack::summary).collect(),
         }
     }

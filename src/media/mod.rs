@@ -57,8 +57,8 @@ pub use errors::{
 pub use events::{
     CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, TrackSummary,
 };
-pub use ids::{DisplayName, NameError, ParticipantId, PeerKey, RoomName, TrackId};
-pub use membership::{ParticipantMode, VideoPreference};
+pub use ids::{DisplayName, Identity, NameError, ParticipantId, PeerKey, RoomName, TrackId};
+pub use membership::{MediaGrants, ParticipantMode, VideoPreference};
 pub use peer::PeerRole;
 pub use stats::CoreStats;
 

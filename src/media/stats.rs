@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
+use super::errors::LeaveReason;
 use super::ids::{ParticipantId, PeerKey};
 
 /// Counters of one media core since it started.
@@ -58,7 +59,7 @@ pub struct CoreStats {
     pub joins: u64,
     pub leaves: u64,
     /// `leaves` by `LeaveReason::index`.
-    pub leaves_by_reason: [u64; 6],
+    pub leaves_by_reason: [u64; LeaveReason::ALL.len()],
     /// Histogram samples dropped because nobody polled them.
     pub samples_dropped: u64,
     /// Down tracks that moved to a higher / lower simulcast layer.

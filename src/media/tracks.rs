@@ -59,12 +59,12 @@ impl MediaCore {
                 continue;
             };
             match o.mode {
-                ParticipantMode::Full => {
+                ParticipantMode::Full if o.grants.subscribe => {
                     o.subscriptions.push(Subscription::new(source, kind));
                     track.subscribers.push(*other);
                 }
                 ParticipantMode::Viewer { .. } => viewers.push(*other),
-                ParticipantMode::PublishOnly => {}
+                ParticipantMode::Full | ParticipantMode::PublishOnly => {}
             }
         }
         let summary = track.summary();

@@ -36,6 +36,9 @@ pub struct RoomView {
 pub struct ParticipantView {
     pub id: String,
     pub name: String,
+    /// The access token's identity (absent in open mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// `full` (bundled client), `publish_only` (WHIP) or `viewer` (WHEP).
     pub mode: &'static str,
     /// Whether a connection of this participant has connected.
@@ -71,6 +74,7 @@ impl From<&Participant> for ParticipantView {
         ParticipantView {
             id: p.id.to_string(),
             name: p.name.to_string(),
+            identity: p.identity.as_ref().map(|i| i.to_string()),
             mode: match p.mode {
                 ParticipantMode::Full => "full",
                 ParticipantMode::PublishOnly => "publish_only",

@@ -25,14 +25,15 @@ mod ws;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 pub use whip::HttpSessions;
 pub use worker_client::{WorkerClient, WorkerError};
 
+use crate::auth::{Access, Refusal};
 use crate::metrics::Metrics;
 use crate::worker::{Directory, WorkerHandle};
 
@@ -45,8 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Live WHIP/WHEP sessions.
     pub http_sessions: Arc<HttpSessions>,
-    /// Bearer token WHIP/WHEP requests must carry, if set.
-    pub auth_token: Option<Arc<str>>,
+    /// Who may join, publish, subscribe and administer.
+    pub access: Arc<Access>,
     /// ICE server URLs advertised in WHIP/WHEP `Link` headers.
     pub ice_servers: Arc<[String]>,
 }
@@ -70,6 +71,35 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// The HTTP status of a refused token: 401 (with `WWW-Authenticate`) or 403.
+pub(crate) fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+    }
+}
+
+/// A one-line plain-text error response; 401s say `WWW-Authenticate: Bearer`.
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, format!("{message}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
 /// A parser error as one readable line for clients: no newlines, no
 /// internal details such as the parser's memory offsets.
 pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
@@ -89,7 +119,7 @@ async fn healthz() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::*;
 
     #[test]
     fn parser_errors_become_one_clean_line() {
@@ -97,5 +127,18 @@ mod tests {
         let line = one_line(&raw);
         assert!(!line.contains('\n') && !line.contains("0x7f"), "{line}");
         assert!(line.contains("Unexpected `h`"), "{line}");
+    }
+
+    #[test]
+    fn the_bearer_token_comes_from_the_authorization_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def"),
+        );
+        assert_eq!(bearer(&h), Some("abc.def"));
     }
 }

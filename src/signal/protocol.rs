@@ -100,6 +100,7 @@ fn participant_info(p: ParticipantSummary) -> ParticipantInfo {
     ParticipantInfo {
         id: p.id.to_string(),
         name: p.name.to_string(),
+        identity: p.identity.map(|i| i.to_string()),
         tracks: p.tracks.into_iter().map(track_info).collect(),
     }
 }

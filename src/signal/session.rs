@@ -15,9 +15,11 @@ use cascade_protocol::{
 use super::protocol::{peer_role, server_message};
 use super::worker_client::WorkerError;
 use super::{one_line, AppState};
+use crate::auth::{Intent, Refusal};
 use crate::media::{
-    AnswerError, CandidateError, DisplayName, JoinError, JoinRequest, MuteError, OfferError,
-    ParticipantEvent, ParticipantId, ParticipantMode, PreferenceError, RoomName, VideoPreference,
+    AnswerError, CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, MuteError,
+    OfferError, ParticipantEvent, ParticipantId, ParticipantMode, PreferenceError, RoomName,
+    VideoPreference,
 };
 use crate::metrics::{SessionGuard, SessionKind};
 
@@ -91,7 +93,8 @@ impl Session {
                 version,
                 room,
                 name,
-            } => self.join(version, room, name).await,
+                token,
+            } => self.join(version, room, name, token).await,
             ClientMessage::Ping => Ok(Some(ServerMessage::Pong)),
             other => self.handle_joined(other).await,
         };
@@ -119,7 +122,13 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, version: u32, room: String, name: String) -> Reply {
+    async fn join(
+        &mut self,
+        version: u32,
+        room: String,
+        name: String,
+        token: Option<String>,
+    ) -> Reply {
         if self.joined.is_some() {
             return Err(error(ErrorCode::AlreadyJoined, "already joined a room"));
         }
@@ -131,8 +140,15 @@ impl Session {
         }
         let room =
             RoomName::parse(&room).map_err(|e| error(ErrorCode::InvalidRoom, e.to_string()))?;
+        let permissions = self
+            .state
+            .access
+            .join(token.as_deref(), &room, Intent::Meet)
+            .map_err(refusal)?;
+        // The token's name, when it gives one, is the one others see.
+        let name = permissions.name.as_deref().unwrap_or(&name);
         let name =
-            DisplayName::parse(&name).map_err(|e| error(ErrorCode::InvalidName, e.to_string()))?;
+            DisplayName::parse(name).map_err(|e| error(ErrorCode::InvalidName, e.to_string()))?;
         let lease = self.state.directory.lease(&room);
         let worker = lease.worker();
         let id = ParticipantId::random();
@@ -142,6 +158,11 @@ impl Session {
             room: room.clone(),
             name: name.clone(),
             mode: ParticipantMode::Full,
+            identity: permissions.identity.clone(),
+            grants: MediaGrants {
+                publish: permissions.publish,
+                subscribe: permissions.subscribe,
+            },
         };
         self.state
             .worker(worker)
@@ -149,7 +170,8 @@ impl Session {
             .await
             .map_err(worker_error)?;
         self.span = tracing::info_span!("participant", %room, participant = %id);
-        tracing::info!(parent: &self.span, %name, worker, "participant joined");
+        let identity = permissions.identity.as_ref().map(|i| i.as_str());
+        tracing::info!(parent: &self.span, %name, identity, worker, "participant joined");
         self.joined = Some(Joined {
             id,
             worker,
@@ -254,6 +276,15 @@ fn request_kind(message: &ClientMessage) -> &'static str {
     }
 }
 
+/// The protocol error of a refused token.
+fn refusal(refusal: Refusal) -> ServerMessage {
+    let code = match refusal {
+        Refusal::Unauthorized(_) => ErrorCode::Unauthorized,
+        Refusal::Forbidden(_) => ErrorCode::Forbidden,
+    };
+    error(code, refusal.to_string())
+}
+
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
     ServerMessage::error(code, message)
 }
@@ -300,7 +331,10 @@ trait ErrorCodeOf: std::fmt::Display {
 
 impl ErrorCodeOf for JoinError {
     fn code(&self) -> ErrorCode {
-        ErrorCode::Fatal
+        match self {
+            JoinError::Forbidden(_) => ErrorCode::Forbidden,
+            _ => ErrorCode::Fatal,
+        }
     }
 }
 
@@ -309,6 +343,7 @@ impl ErrorCodeOf for OfferError {
         match self {
             OfferError::NotJoined => ErrorCode::NotJoined,
             OfferError::InvalidSdp(_) => ErrorCode::InvalidSdp,
+            OfferError::Forbidden => ErrorCode::Forbidden,
             OfferError::NoPublishConnection
             | OfferError::WrongConnection
             | OfferError::Setup(_) => ErrorCode::Fatal,

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::media::views::RoomView;
 use crate::media::{
-    self, AnswerError, CandidateError, JoinError, JoinRequest, MuteError, OfferError,
-    ParticipantId, ParticipantMode, PeerRole, PreferenceError, TrackId, VideoPreference,
+    self, AnswerError, CandidateError, JoinError, JoinRequest, LeaveReason, MuteError, OfferError,
+    ParticipantId, ParticipantMode, PeerRole, PreferenceError, RoomName, TrackId, VideoPreference,
 };
 use crate::worker::{Command, Outbox, RoomLease, WorkerHandle, WorkerSnapshot};
 
@@ -180,6 +180,29 @@ impl<'a> WorkerClient<'a> {
     /// Removes a participant. Waits for queue space: a leave must not be lost.
     pub async fn leave(self, id: ParticipantId) {
         let _ = self.handle.commands.send(Command::Leave { id }).await;
+    }
+
+    /// Removes `id` from `room` for `reason`; `Some(false)`: it was not there.
+    pub async fn remove(
+        self,
+        room: RoomName,
+        id: ParticipantId,
+        reason: LeaveReason,
+        timeout: Duration,
+    ) -> Option<bool> {
+        self.ask(timeout, |reply| Command::Remove {
+            room,
+            id,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes everyone in `room`; answers how many.
+    pub async fn close_room(self, room: RoomName, timeout: Duration) -> Option<usize> {
+        self.ask(timeout, |reply| Command::CloseRoom { room, reply })
+            .await
     }
 
     /// Folds the worker's metrics and reports its state, within `timeout`.

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::directory::RoomLease;
 use crate::media::views::RoomView;
 use crate::media::{
-    AnswerError, CandidateError, JoinError, JoinRequest, MuteError, OfferError, ParticipantEvent,
-    ParticipantId, PeerRole, PreferenceError, TrackId, VideoPreference,
+    AnswerError, CandidateError, JoinError, JoinRequest, LeaveReason, MuteError, OfferError,
+    ParticipantEvent, ParticipantId, PeerRole, PreferenceError, RoomName, TrackId, VideoPreference,
 };
 
 /// Where a participant's events go. Dropped by the worker after the
@@ -80,6 +80,19 @@ pub enum Command {
     },
     Leave {
         id: ParticipantId,
+    },
+    /// An operator removes a participant of `room`; replies whether it was
+    /// there.
+    Remove {
+        room: RoomName,
+        id: ParticipantId,
+        reason: LeaveReason,
+        reply: oneshot::Sender<bool>,
+    },
+    /// An operator closes `room`; replies how many were removed.
+    CloseRoom {
+        room: RoomName,
+        reply: oneshot::Sender<usize>,
     },
     /// Fold the worker's counters into the metrics registry, then report
     /// them. Also the readiness probe: a worker that answers is running.

@@ -113,6 +113,11 @@ impl Directory {
         }
     }
 
+    /// The worker `room` is placed on, if it is placed.
+    pub fn worker_of(&self, room: &RoomName) -> Option<usize> {
+        self.rooms.get(room).map(|p| p.worker)
+    }
+
     /// Number of rooms placed on a worker.
     pub fn room_count(&self) -> usize {
         self.rooms.len()

@@ -436,6 +436,17 @@ impl Worker {
                 let _ = reply.send(self.core.set_video_preference(now, id, track, preference));
             }
             Command::Leave { id } => self.core.leave(now, id, LeaveReason::Left),
+            Command::Remove {
+                room,
+                id,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.core.remove_from_room(now, &room, id, reason));
+            }
+            Command::CloseRoom { room, reply } => {
+                let _ = reply.send(self.core.close_room(now, &room));
+            }
             Command::Snapshot { reply } => {
                 self.fold_metrics();
                 let _ = reply.send(self.snapshot());

@@ -32,10 +32,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, startServer,
+  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, startServer,
   waitFor as waitForWithin,
 } from './support.mjs';
 
@@ -46,6 +47,8 @@ const STATE_WAIT_MS = 15_000;
 const STEP_TIMEOUT_MS = 120_000;
 
 const ROOM = `e2e-${Date.now().toString(36)}`;
+/** The server requires access tokens; the pages join with links `cascade token create` prints. */
+const API_KEYS = { CASCADE_API_KEY: 'E2Ekey', CASCADE_API_SECRET: 'e2e-secret-0123456789abcdef0123456789' };
 const NAMES = ['Alice', 'Bob', 'Carol'];
 
 /** Shared state across the steps. */
@@ -93,7 +96,8 @@ async function startCascade() {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   ctx.server = await startServer({
-    args: ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1'],
+    args: ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1',
+      '--api-key', API_KEYS.CASCADE_API_KEY, '--api-secret', API_KEYS.CASCADE_API_SECRET],
     baseUrl,
     logPath: path.join(ARTIFACTS, 'e2e-server.log'),
     timeoutMs: SERVER_START_MS,
@@ -126,7 +130,19 @@ async function openParticipant(name) {
   return p;
 }
 
+/** The join link `cascade token create` prints for `name` (its second line). */
 function joinUrl(name) {
+  const out = execFileSync(CASCADE_BIN, ['token', 'create', '--room', ROOM, '--identity', name, '--url', ctx.baseUrl], {
+    env: { ...process.env, ...API_KEYS },
+    encoding: 'utf8',
+  });
+  const link = out.trim().split('\n')[1];
+  assert.ok(link && link.includes('token='), `token create printed a join link: ${out}`);
+  return link;
+}
+
+/** A link without a token, as an old bookmark would be. */
+function joinUrlWithoutToken(name) {
   return `${ctx.baseUrl}/?room=${encodeURIComponent(ROOM)}&name=${encodeURIComponent(name)}`;
 }
 
@@ -423,6 +439,16 @@ step('an invalid room name is refused with a visible error', async () => {
   await waitFor('Carol to show an error about the room name', async () => {
     const snap = await snapshot(page);
     const ok = snap.joinScreenVisible && snap.errors.some((e) => /room/i.test(e)) && !snap.participantId;
+    return { ok, detail: snap };
+  });
+});
+
+step('a join link without a token is refused with a visible error', async () => {
+  const { page } = peer('Carol');
+  await page.goto(joinUrlWithoutToken('Carol'));
+  await waitFor('Carol to show that a token is needed', async () => {
+    const snap = await snapshot(page);
+    const ok = snap.joinScreenVisible && snap.errors.some((e) => /unauthorized/.test(e)) && !snap.participantId;
     return { ok, detail: snap };
   });
 });

@@ -454,7 +454,7 @@ step(START, [], async () => {
   const port = await freePort(SERVER_IP);
   ctx.baseUrl = `http://${SERVER_IP}:${port}`;
   ctx.server = await startServer({
-    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP],
+    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open'],
     baseUrl: ctx.baseUrl,
     logPath: path.join(ARTIFACTS, 'simulcast-server.log'),
     timeoutMs: SERVER_START_MS,

@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -43,7 +44,15 @@ BROWSER = os.environ.get("INTEROP_BROWSER", "1") != "0"
 MIN_VIDEO = 60
 MIN_AUDIO = 100
 VIEW_SECS = 6
-TOKEN = "interop-secret-1"  # the server wants 8-256 visible ASCII characters
+API_KEY, API_SECRET = "APIinterop", "interop-secret-0123456789abcdef0123456789"
+
+
+def mint(binary, room, identity, *flags):
+    """An access token from `cascade token create` (its first line)."""
+    env = dict(os.environ, CASCADE_API_KEY=API_KEY, CASCADE_API_SECRET=API_SECRET)
+    out = subprocess.run([binary, "token", "create", "--room", room, "--identity", identity, *flags],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0]
 
 LOGS = None
 
@@ -769,10 +778,14 @@ class HttpChecks:
 
 
 async def test_auth_and_links(ctx, auth):
-    """Server started with --auth-token and two --ice-server flags."""
+    """Server started with API keys and two --ice-server flags; tokens from `cascade token create`."""
     hc = HttpChecks(ctx)
     hc.s = auth
     hc.recv_offer = await asyncio.to_thread(sdp_offer, False)
+    TOKEN = mint(auth.binary, "auth", "viewer")
+    other_room = mint(auth.binary, "elsewhere", "viewer")
+    no_subscribe = mint(auth.binary, "auth", "viewer", "--can-subscribe=false")
+    someone_else = mint(auth.binary, "auth", "someone-else")
 
     def run():
         for token, what in ((None, "no token"), ("wrong", "wrong token")):
@@ -785,6 +798,9 @@ async def test_auth_and_links(ctx, auth):
         check(r.status == 401, "POST with Basic auth: got %d" % r.status)
         o = hc.req("OPTIONS", "/whep/auth", None, {"Origin": "https://player.example", "Access-Control-Request-Method": "POST"})
         check(o.status == 204, "CORS preflight OPTIONS without token: got %d, want 204 (browsers never send Authorization on a preflight)" % o.status)
+        for token, what in ((other_room, "a token for another room"), (no_subscribe, "a token without canSubscribe")):
+            r = hc.post("/whep/auth", hc.recv_offer, token=token)
+            check(r.status == 403 and r.text.count("\n") == 1, "POST with %s: got %d %r, want 403 and one line" % (what, r.status, r.text))
         r = hc.post("/whep/auth", hc.recv_offer, token=TOKEN)
         check(r.status == 201, "POST with the right token: got %d %r" % (r.status, r.text[:200]))
         links = r.all("Link")
@@ -795,6 +811,7 @@ async def test_auth_and_links(ctx, auth):
         u, p, mid = ice_creds(hc.recv_offer)
         h = {"Content-Type": "application/trickle-ice-sdpfrag"}
         check(hc.req("PATCH", loc, sdpfrag(u, p, mid), h).status == 401, "PATCH without token not 401")
+        check(hc.req("PATCH", loc, sdpfrag(u, p, mid), h, token=someone_else).status == 403, "PATCH with another identity's token not 403")
         check(hc.req("PATCH", loc, sdpfrag(u, p, mid), h, token=TOKEN).status == 204, "PATCH with token not 204")
         check(hc.req("DELETE", loc, token="wrong").status == 401, "DELETE with wrong token not 401")
         check(hc.req("DELETE", loc, token=TOKEN).status == 200, "DELETE with token not 200")
@@ -913,7 +930,7 @@ async def main():
             ("GStreamer simulcast WHIP publisher -> Chromium", test_gst_simulcast_whip_to_chromium),
         ]
     main_srv = Server(a.cascade, "main", [])
-    auth_srv = Server(a.cascade, "auth", ["--auth-token", TOKEN,
+    auth_srv = Server(a.cascade, "auth", ["--api-key", API_KEY, "--api-secret", API_SECRET,
                                           "--ice-server", "stun:127.0.0.1:3478",
                                           "--ice-server", "turn:127.0.0.1:3478?transport=udp"])
     try:

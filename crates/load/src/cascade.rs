@@ -38,6 +38,7 @@ pub(super) async fn run(opts: BotOptions) -> Result<BotReport, BotError> {
         version: PROTOCOL_VERSION,
         room: media.opts.room.clone(),
         name: media.opts.name.clone(),
+        token: None,
     };
     signaling.send(&join).await?;
     media.drive(&mut signaling).await?;

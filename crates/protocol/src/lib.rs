@@ -57,6 +57,9 @@ pub struct TrackInfo {
 pub struct ParticipantInfo {
     pub id: String,
     pub name: String,
+    /// The identity of the participant's access token (absent in open mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     pub tracks: Vec<TrackInfo>,
 }
 
@@ -94,6 +97,9 @@ pub enum ClientMessage {
         version: u32,
         room: String,
         name: String,
+        /// Access token (JWT); required when the server has API keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     PublishOffer {
         sdp: String,
@@ -225,6 +231,15 @@ error_codes! {
     NoPendingOffer = "no_pending_offer",
     UnknownTrack = "unknown_track",
     ServerBusy = "server_busy",
+    /// No access token, or one that does not verify.
+    Unauthorized = "unauthorized",
+    /// The token lacks a grant the request needs (the message names it).
+    Forbidden = "forbidden",
+    /// Too many connections or joins from one address, or a full room or
+    /// server; the message says when to retry.
+    RateLimited = "rate_limited",
+    /// The server is draining for a restart: join another server.
+    ServerDraining = "server_draining",
     /// The session cannot go on (the server closes it).
     Fatal = "fatal",
 }
@@ -253,7 +268,8 @@ mod tests {
             ClientMessage::Join {
                 version: 1,
                 room: "demo".into(),
-                name: "Alice".into()
+                name: "Alice".into(),
+                token: None,
             }
         );
         let cand: ClientMessage = serde_json::from_str(

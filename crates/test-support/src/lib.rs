@@ -7,6 +7,7 @@
 //! - [`http`]: a minimal HTTP/1.1 client for the WHIP/WHEP tests;
 //! - [`peer`]: a str0m peer on a real UDP socket (WHIP/WHEP clients);
 //! - [`link`]: a rate-limited link with a bounded queue, for the simulation;
+//! - [`tokens`]: an API key and access tokens signed with it;
 //! - [`vp8`]: VP8-shaped simulcast payloads for simulated publishers.
 
 pub mod http;
@@ -14,4 +15,5 @@ pub mod link;
 pub mod peer;
 pub mod server;
 pub mod sim;
+pub mod tokens;
 pub mod vp8;

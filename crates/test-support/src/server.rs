@@ -102,6 +102,20 @@ impl Ws {
             serde_json::json!({"type": "join", "version": 1, "room": room, "name": name}),
         )
         .await;
+        self.joined().await
+    }
+
+    /// Joins `room` with an access token and returns the participant id.
+    pub async fn join_with_token(&mut self, room: &str, name: &str, token: &str) -> String {
+        self.send_json(serde_json::json!(
+            {"type": "join", "version": 1, "room": room, "name": name, "token": token}
+        ))
+        .await;
+        self.joined().await
+    }
+
+    /// Waits for `joined` and returns the participant id.
+    pub async fn joined(&mut self) -> String {
         match self
             .recv_until(|m| matches!(m, ServerMessage::Joined { .. }))
             .await

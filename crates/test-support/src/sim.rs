@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cascade::media::{
-    CoreConfig, CoreEvent, DisplayName, JoinRequest, LeaveReason, MediaCore, ParticipantEvent,
-    ParticipantId, ParticipantMode, PeerRole, RoomName,
+    CoreConfig, CoreEvent, DisplayName, Identity, JoinRequest, LeaveReason, MediaCore, MediaGrants,
+    ParticipantEvent, ParticipantId, ParticipantMode, PeerRole, RoomName,
 };
 use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
@@ -199,10 +199,29 @@ impl Sim {
 
     /// A new participant joins `room`; returns its index in `clients`.
     pub fn join(&mut self, room: &str, name: &str) -> usize {
-        self.add_client(room, name, false)
+        self.add_client(room, name, false, None, MediaGrants::ALL)
     }
 
-    fn add_client(&mut self, room: &str, name: &str, silent: bool) -> usize {
+    /// Joins as a token's `identity` with its media `grants`.
+    pub fn join_as(
+        &mut self,
+        room: &str,
+        name: &str,
+        identity: &str,
+        grants: MediaGrants,
+    ) -> usize {
+        let identity = Identity::parse(identity).expect("valid identity");
+        self.add_client(room, name, false, Some(identity), grants)
+    }
+
+    fn add_client(
+        &mut self,
+        room: &str,
+        name: &str,
+        silent: bool,
+        identity: Option<Identity>,
+        grants: MediaGrants,
+    ) -> usize {
         let id = ParticipantId::random();
         let server_rtc = cascade::media::server_rtc(self.now, PeerRole::Subscribe);
         let request = JoinRequest {
@@ -210,6 +229,8 @@ impl Sim {
             room: RoomName::parse(room).expect("valid room name"),
             name: DisplayName::parse(name).expect("valid display name"),
             mode: ParticipantMode::Full,
+            identity,
+            grants,
         };
         self.core.join(self.now, request, server_rtc).expect("join");
         self.clients.push(SimClient {
@@ -302,7 +323,7 @@ impl Sim {
     /// A participant joins `room` and then does nothing: it never answers
     /// its subscribe offer, so none of its connections ever comes up.
     pub fn join_silent(&mut self, room: &str, name: &str) -> usize {
-        self.add_client(room, name, true)
+        self.add_client(room, name, true, None, MediaGrants::ALL)
     }
 
     /// The client's machine drops off the network: its connections stop

@@ -27,10 +27,11 @@ use tokio::sync::mpsc;
 pub use session::HttpSessions;
 
 use super::worker_client::WorkerError;
-use super::{one_line, AppState};
+use super::{bearer, error_response, one_line, refusal_status, AppState};
+use crate::auth::Refusal;
 use crate::media::{
-    CandidateError, DisplayName, JoinError, JoinRequest, ParticipantId, ParticipantMode, PeerRole,
-    RoomName,
+    CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, ParticipantId,
+    ParticipantMode, PeerRole, RoomName,
 };
 use sdpfrag::{sdp_attribute, Fragment};
 use session::{new_etag, new_session_id, HttpSession, SessionKind};
@@ -62,7 +63,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 .delete(whep_delete)
                 .options(options),
         )
-        .layer(from_fn_with_state(state.clone(), layers::authorize))
         .layer(map_response(layers::cors))
         .layer(from_fn_with_state(state, layers::count))
 }
@@ -74,21 +74,17 @@ impl HttpError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         HttpError(status, message.into())
     }
+}
 
-    fn unauthorized(message: &str) -> Self {
-        HttpError::new(StatusCode::UNAUTHORIZED, message)
+impl From<Refusal> for HttpError {
+    fn from(refusal: Refusal) -> Self {
+        HttpError::new(refusal_status(&refusal), refusal.to_string())
     }
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let mut response = (self.0, format!("{}\n", self.1)).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        error_response(self.0, &self.1)
     }
 }
 
@@ -189,10 +185,15 @@ async fn create(
     headers: &HeaderMap,
     body: &[u8],
 ) -> HttpResult {
-    require_content_type(headers, SDP)?;
-    let name = query.name.as_deref().unwrap_or(kind.default_name());
     let room = RoomName::parse(room)
         .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let permissions = state.access.join(bearer(headers), &room, kind.intent())?;
+    require_content_type(headers, SDP)?;
+    let name = permissions
+        .name
+        .as_deref()
+        .or(query.name.as_deref())
+        .unwrap_or(kind.default_name());
     let name = DisplayName::parse(name)
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "invalid display name"))?;
     let text = std::str::from_utf8(body)
@@ -214,6 +215,11 @@ async fn create(
         room: room.clone(),
         name,
         mode,
+        identity: permissions.identity.clone(),
+        grants: MediaGrants {
+            publish: permissions.publish,
+            subscribe: permissions.subscribe,
+        },
     };
     let answer = state
         .worker(worker)
@@ -231,6 +237,7 @@ async fn create(
             worker,
             remote_ufrag,
             etag: etag.clone(),
+            identity: permissions.identity,
         },
     );
     let counted = state.metrics.open_session(kind.metrics());
@@ -260,6 +267,9 @@ fn join_error(e: WorkerError<JoinError>) -> HttpError {
         ),
         WorkerError::Rejected(e @ JoinError::InvalidSdp(_)) => {
             HttpError::new(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        WorkerError::Rejected(e @ JoinError::Forbidden(_)) => {
+            HttpError::new(StatusCode::FORBIDDEN, e.to_string())
         }
         other => other.into(),
     }
@@ -293,9 +303,8 @@ async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
-    require_content_type(&headers, SDP_FRAG)?;
     let (participant, worker, current_ufrag, etag) = {
-        let s = lookup(&state.http_sessions, kind, &session_id)?;
+        let s = lookup(state, kind, &session_id, &headers)?;
         (
             s.participant,
             s.worker,
@@ -303,6 +312,7 @@ async fn patch(
             s.etag.clone(),
         )
     };
+    require_content_type(&headers, SDP_FRAG)?;
     if let Some(if_match) = headers.get(header::IF_MATCH) {
         let if_match = if_match.to_str().unwrap_or("");
         if if_match != "*" && if_match != etag {
@@ -385,19 +395,32 @@ fn conflict(e: WorkerError<CandidateError>) -> HttpError {
 }
 
 /// `DELETE /whip/session/{id}`
-async fn whip_delete(State(state): State<AppState>, Path(session_id): Path<String>) -> HttpResult {
-    delete(&state, SessionKind::Whip, session_id).await
+async fn whip_delete(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    headers: HeaderMap,
+) -> HttpResult {
+    delete(&state, SessionKind::Whip, session_id, &headers).await
 }
 
 /// `DELETE /whep/session/{id}`
-async fn whep_delete(State(state): State<AppState>, Path(session_id): Path<String>) -> HttpResult {
-    delete(&state, SessionKind::Whep, session_id).await
+async fn whep_delete(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    headers: HeaderMap,
+) -> HttpResult {
+    delete(&state, SessionKind::Whep, session_id, &headers).await
 }
 
 /// Ends a session: the participant leaves its room.
-async fn delete(state: &AppState, kind: SessionKind, session_id: String) -> HttpResult {
+async fn delete(
+    state: &AppState,
+    kind: SessionKind,
+    session_id: String,
+    headers: &HeaderMap,
+) -> HttpResult {
     let (participant, worker) = {
-        let s = lookup(&state.http_sessions, kind, &session_id)?;
+        let s = lookup(state, kind, &session_id, headers)?;
         (s.participant, s.worker)
     };
     // Forget it now so later requests get 404.
@@ -414,15 +437,29 @@ async fn options() -> Response {
     response
 }
 
+/// The session behind a session URL. With API keys configured the request
+/// must also carry a token of the identity that created the session: the
+/// URL alone, which may show up in logs, does not control the session.
 fn lookup<'a>(
-    sessions: &'a HttpSessions,
+    state: &'a AppState,
     kind: SessionKind,
     id: &str,
+    headers: &HeaderMap,
 ) -> Result<dashmap::mapref::one::Ref<'a, String, HttpSession>, HttpError> {
-    sessions
+    let session = state
+        .http_sessions
         .get(id)
         .filter(|s| s.kind == kind)
-        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "no such session"))
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "no such session"))?;
+    if let Some(owner) = &session.identity {
+        let presented = state.access.identity(bearer(headers))?;
+        if presented.as_ref() != Some(owner) {
+            return Err(
+                Refusal::Forbidden("the token is not the session's identity".into()).into(),
+            );
+        }
+    }
+    Ok(session)
 }
 
 fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), HttpError> {

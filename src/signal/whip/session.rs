@@ -4,7 +4,8 @@
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use crate::media::{ParticipantEvent, ParticipantId, PeerRole};
+use crate::auth::Intent;
+use crate::media::{Identity, ParticipantEvent, ParticipantId, PeerRole};
 use crate::metrics::{self, SessionGuard};
 use crate::signal::AppState;
 
@@ -40,6 +41,14 @@ impl SessionKind {
         }
     }
 
+    /// What the session's token must allow.
+    pub fn intent(self) -> Intent {
+        match self {
+            SessionKind::Whip => Intent::Publish,
+            SessionKind::Whep => Intent::View,
+        }
+    }
+
     pub fn metrics(self) -> metrics::SessionKind {
         match self {
             SessionKind::Whip => metrics::SessionKind::Whip,
@@ -57,6 +66,8 @@ pub struct HttpSession {
     /// The client's current ICE ufrag: a PATCH with another one is a restart.
     pub remote_ufrag: Option<String>,
     pub etag: String,
+    /// The identity of the token that created the session (`None`: open mode).
+    pub identity: Option<Identity>,
 }
 
 /// WHIP/WHEP sessions by id.
