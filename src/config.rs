@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::auth::mint::CreateToken;
 use crate::auth::{Access, KeyError, KeySet};
+use crate::signal::limits::LimitsConfig;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +98,48 @@ pub struct Args {
     #[arg(long, env = "CASCADE_INSECURE_OPEN")]
     pub insecure_open: bool,
 
+    /// Seconds a client may take to send an HTTP request's header.
+    #[arg(long, env = "CASCADE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds one HTTP request may take, its body included.
+    #[arg(long, env = "CASCADE_REQUEST_TIMEOUT_SECS", default_value_t = 15)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds an upgraded WebSocket may take to send `join`.
+    #[arg(long, env = "CASCADE_JOIN_TIMEOUT_SECS", default_value_t = 10)]
+    pub join_timeout_secs: u64,
+
+    /// Open TCP connections to the HTTP port at most; more are closed at once.
+    #[arg(long, env = "CASCADE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Concurrent WebSocket and WHIP/WHEP sessions per client address (IPv4
+    /// address or IPv6 /64).
+    #[arg(long, env = "CASCADE_MAX_SESSIONS_PER_IP", default_value_t = 32)]
+    pub max_sessions_per_ip: usize,
+
+    /// Joins per client address per minute (bursts up to the same number).
+    #[arg(long, env = "CASCADE_JOINS_PER_IP_PER_MINUTE", default_value_t = 60)]
+    pub joins_per_ip_per_minute: u32,
+
+    /// Apply the per-address limits to loopback clients too (by default they
+    /// are local tools or a reverse proxy, and not limited).
+    #[arg(long, env = "CASCADE_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
+
+    /// Participants per room at most.
+    #[arg(
+        long,
+        env = "CASCADE_MAX_PARTICIPANTS_PER_ROOM",
+        default_value_t = 1000
+    )]
+    pub max_participants_per_room: usize,
+
+    /// Rooms per server at most.
+    #[arg(long, env = "CASCADE_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+
     /// ICE server URL advertised to WHIP/WHEP clients in `Link` headers, e.g.
     /// `stun:stun.example.org:3478`. Repeat for several.
     #[arg(
@@ -122,6 +165,17 @@ pub enum TokenCommand {
     Create(CreateToken),
 }
 
+/// How long the control plane waits for a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// For an HTTP request's header (also between keep-alive requests).
+    pub header: Duration,
+    /// For a whole HTTP request, body included.
+    pub request: Duration,
+    /// For an upgraded WebSocket's `join`.
+    pub join: Duration,
+}
+
 /// A configuration that passed all checks.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,6 +191,11 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Who may join: tokens of these keys, or anyone (dev mode).
     pub access: Access,
+    pub max_connections: usize,
+    pub timeouts: Timeouts,
+    pub limits: LimitsConfig,
+    pub max_participants_per_room: usize,
+    pub max_rooms: usize,
     pub ice_servers: Vec<String>,
 }
 
@@ -151,8 +210,10 @@ pub enum ConfigError {
     Workers(usize),
     #[error("--media-port {port} + {workers} workers does not fit below 65536")]
     PortRange { port: u16, workers: usize },
-    #[error("--connect-timeout-secs and --disconnect-grace-secs must be at least 1")]
+    #[error("every --*-timeout-secs and --disconnect-grace-secs must be at least 1")]
     Timeout,
+    #[error("--max-connections, --max-sessions-per-ip, --joins-per-ip-per-minute, --max-participants-per-room and --max-rooms must be at least 1")]
+    ZeroLimit,
     #[error("{0}")]
     Keys(#[from] KeyError),
     #[error("cannot read --keys-file {path}: {source}")]
@@ -190,8 +251,25 @@ impl TryFrom<Args> for Config {
                 workers,
             });
         }
-        if args.connect_timeout_secs == 0 || args.disconnect_grace_secs == 0 {
+        let timeouts = [
+            args.connect_timeout_secs,
+            args.disconnect_grace_secs,
+            args.header_timeout_secs,
+            args.request_timeout_secs,
+            args.join_timeout_secs,
+        ];
+        if timeouts.contains(&0) {
             return Err(ConfigError::Timeout);
+        }
+        let limits = [
+            args.max_connections,
+            args.max_sessions_per_ip,
+            args.joins_per_ip_per_minute as usize,
+            args.max_participants_per_room,
+            args.max_rooms,
+        ];
+        if limits.contains(&0) {
+            return Err(ConfigError::ZeroLimit);
         }
         let access = access(&args)?;
         if access.is_open() && !args.insecure_open {
@@ -223,6 +301,19 @@ impl TryFrom<Args> for Config {
             log_format: args.log_format,
             metrics_addr: args.metrics_addr,
             access,
+            max_connections: args.max_connections,
+            timeouts: Timeouts {
+                header: Duration::from_secs(args.header_timeout_secs),
+                request: Duration::from_secs(args.request_timeout_secs),
+                join: Duration::from_secs(args.join_timeout_secs),
+            },
+            limits: LimitsConfig {
+                sessions_per_ip: args.max_sessions_per_ip,
+                joins_per_ip_per_minute: args.joins_per_ip_per_minute,
+                limit_loopback: args.limit_loopback,
+            },
+            max_participants_per_room: args.max_participants_per_room,
+            max_rooms: args.max_rooms,
             ice_servers: args.ice_servers,
         })
     }

@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::media::CoreConfig;
 use crate::metrics::Metrics;
-use crate::signal::{self, AppState};
+use crate::signal::limits::Limits;
+use crate::signal::{self, listen, AppState};
 use crate::worker::{self, Command, Directory, WorkerHandle, WorkerStartError};
 
 /// Why the server could not start.
@@ -73,7 +74,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
 
     let metrics = Metrics::new(config.workers);
-    let directory = Directory::new(config.workers);
+    let directory = Directory::new(config.workers, config.max_rooms);
     let mut handles = Vec::with_capacity(config.workers);
     let mut threads = Vec::with_capacity(config.workers);
     for index in 0..config.workers {
@@ -85,6 +86,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         let core_config = |candidate_addr| CoreConfig {
             connect_timeout: config.connect_timeout,
             disconnect_grace: config.disconnect_grace,
+            max_participants_per_room: config.max_participants_per_room,
             ..CoreConfig::new(candidate_addr)
         };
         let (handle, thread) = match worker::spawn(
@@ -111,8 +113,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         metrics: metrics.clone(),
         http_sessions: Arc::default(),
         access: Arc::new(config.access.clone()),
+        limits: Limits::new(config.limits),
+        timeouts: config.timeouts,
         ice_servers: config.ice_servers.clone().into(),
     };
+    let max_connections = config.max_connections;
+    let header_timeout = config.timeouts.header;
     let admin = admin_listener.map(|(listener, addr)| {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = signal::admin::standalone_router(state.clone());
@@ -120,12 +126,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "metrics server failed");
-            }
+            listen::serve(listener, app, max_connections, header_timeout, shutdown).await;
         });
         tracing::info!(metrics_addr = %addr, "serving metrics apart");
         AdminServer { addr, stop, task }
@@ -148,12 +149,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 let _ = w.commands.send(Command::Shutdown).await;
             }
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "http server failed");
-        }
+        listen::serve(listener, app, max_connections, header_timeout, shutdown).await;
     });
     tracing::info!(%http_addr, workers = config.workers, "cascade is listening");
     Ok(Server {

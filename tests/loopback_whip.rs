@@ -5,45 +5,14 @@ use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade::server::Server;
 use cascade_protocol::ServerMessage;
-use common::http::{request, Response};
-use common::peer::{self, Peer};
+use common::eventually;
+use common::http::request;
+use common::peer::{self, post_offer};
 use common::server::Ws;
 use str0m::media::{Direction, MediaKind};
 
-const SDP: (&str, &str) = ("Content-Type", "application/sdp");
-
-async fn post_offer(
-    server: &Server,
-    path: &str,
-    direction: Direction,
-    sender: Option<u32>,
-) -> (Response, Peer) {
-    let offering = peer::offer(direction).await;
-    let response = request(
-        server.http_addr(),
-        "POST",
-        path,
-        &[SDP],
-        offering.sdp.as_bytes(),
-    )
-    .await;
-    assert_eq!(response.status, 201, "POST {path}: {}", response.body);
-    let peer = offering.start(&response.body, sender);
-    (response, peer)
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
+use common::peer::SDP;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_publishers_join_rooms_and_whep_viewers_follow_them() {

@@ -55,6 +55,8 @@ pub struct CoreConfig {
     pub disconnect_grace: Duration,
     /// Minimum spacing of keyframe requests sent to one publisher track.
     pub keyframe_interval: Duration,
+    /// Joins beyond this many participants in a room are refused.
+    pub max_participants_per_room: usize,
 }
 
 impl CoreConfig {
@@ -65,6 +67,7 @@ impl CoreConfig {
             connect_timeout: Duration::from_secs(20),
             disconnect_grace: Duration::from_secs(5),
             keyframe_interval: Duration::from_millis(500),
+            max_participants_per_room: 1000,
         }
     }
 }

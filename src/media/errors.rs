@@ -76,6 +76,8 @@ pub enum JoinError {
     InvalidSdp(String),
     #[error("the participant may not {0}")]
     Forbidden(&'static str),
+    #[error("the room is full")]
+    RoomFull,
 }
 
 /// Why [`MediaCore::publish_offer`] failed.

@@ -26,6 +26,19 @@ impl MediaCore {
         if self.members.participants.contains_key(&request.id) {
             return Err(JoinError::AlreadyJoined);
         }
+        let occupants = self
+            .members
+            .rooms
+            .get(&request.room)
+            .map_or(0, |r| r.members.len());
+        // A join that replaces an occupant's older connection takes its place.
+        let replacing = request
+            .identity
+            .as_ref()
+            .is_some_and(|identity| !self.identity_holders(&request.room, identity).is_empty());
+        if occupants >= self.config.max_participants_per_room && !replacing {
+            return Err(JoinError::RoomFull);
+        }
         match request.mode {
             ParticipantMode::PublishOnly if !request.grants.publish => {
                 return Err(JoinError::Forbidden("publish"))
@@ -111,20 +124,23 @@ impl MediaCore {
     /// Removes whoever in `room` already has `identity`: the newer
     /// connection wins (a reload, or the same user on another device).
     fn replace_identity(&mut self, room: &RoomName, identity: &Identity) {
-        let Some(r) = self.members.rooms.get(room) else {
-            return;
-        };
-        let participants = &self.members.participants;
-        let holders: Vec<ParticipantId> = r
-            .members
-            .iter()
-            .copied()
-            .filter(|m| participants.get(m).and_then(|p| p.identity.as_ref()) == Some(identity))
-            .collect();
-        for holder in holders {
+        for holder in self.identity_holders(room, identity) {
             tracing::info!(participant = %holder, %identity, "replaced by a newer connection");
             self.remove_participant(holder, LeaveReason::Replaced);
         }
+    }
+
+    /// Who in `room` has `identity` (one at most, but never assumed).
+    fn identity_holders(&self, room: &RoomName, identity: &Identity) -> Vec<ParticipantId> {
+        let Some(r) = self.members.rooms.get(room) else {
+            return Vec::new();
+        };
+        let participants = &self.members.participants;
+        r.members
+            .iter()
+            .copied()
+            .filter(|m| participants.get(m).and_then(|p| p.identity.as_ref()) == Some(identity))
+            .collect()
     }
 
     /// Gives `rtc` the core's host candidate and hands it to the scheduler.

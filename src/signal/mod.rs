@@ -10,12 +10,16 @@
 //! - `assets`: the bundled client's files, from one table;
 //! - `session`, `ws`: the bundled client's WebSocket protocol;
 //! - `whip`: WHIP/WHEP, with its layers (counting, CORS, bearer token);
-//! - [`admin`]: metrics, readiness, room listing;
+//! - [`admin`]: metrics, readiness, the room service API;
+//! - [`limits`]: per-address session and join-rate limits;
+//! - [`listen`]: the accept loop with its connection cap and header timeout;
 //! - [`worker_client`]: commands to a worker and its one error type;
 //! - [`protocol`]: domain events to `cascade_protocol` messages.
 
 pub mod admin;
 mod assets;
+pub mod limits;
+pub mod listen;
 pub mod protocol;
 mod session;
 mod whip;
@@ -24,8 +28,9 @@ mod ws;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -34,8 +39,10 @@ pub use whip::HttpSessions;
 pub use worker_client::{WorkerClient, WorkerError};
 
 use crate::auth::{Access, Refusal};
+use crate::config::Timeouts;
 use crate::metrics::Metrics;
 use crate::worker::{Directory, WorkerHandle};
+use limits::Limits;
 
 /// State shared by all handlers.
 #[derive(Clone)]
@@ -48,6 +55,9 @@ pub struct AppState {
     pub http_sessions: Arc<HttpSessions>,
     /// Who may join, publish, subscribe and administer.
     pub access: Arc<Access>,
+    /// Per-address session and join-rate limits.
+    pub limits: Arc<Limits>,
+    pub timeouts: Timeouts,
     /// ICE server URLs advertised in WHIP/WHEP `Link` headers.
     pub ice_servers: Arc<[String]>,
 }
@@ -68,7 +78,29 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(admin::readyz))
         .merge(whip::routes(state.clone()))
         .layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            within_deadline,
+        ))
         .with_state(state)
+}
+
+/// Answers `408` to a request not done within `--request-timeout-secs`
+/// (its body included; a WebSocket's upgrade answers at once, the socket
+/// itself is not a request): a client that stalls its body cannot hold a
+/// connection and a handler forever.
+pub(crate) async fn within_deadline(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(state.timeouts.request, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request took too long (a stalled body?)",
+        ),
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if any.

@@ -3,6 +3,9 @@
 //! Transport-agnostic: the WebSocket layer hands in text and sends out what
 //! comes back, so the rules here read top to bottom in protocol order.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::Candidate;
 use tokio::sync::mpsc;
@@ -36,6 +39,8 @@ pub enum Flow {
 /// Signaling state of one connection.
 pub struct Session {
     state: AppState,
+    /// The client's address, for the join rate limit.
+    peer: IpAddr,
     joined: Option<Joined>,
     /// Log context: `participant{room, participant}` once joined.
     span: tracing::Span,
@@ -55,10 +60,11 @@ struct Joined {
 type Reply = Result<Option<ServerMessage>, ServerMessage>;
 
 impl Session {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: AppState, peer: IpAddr) -> Self {
         let counted = state.metrics.open_session(SessionKind::Ws);
         Session {
             state,
+            peer,
             joined: None,
             span: tracing::Span::none(),
             _counted: counted,
@@ -99,6 +105,10 @@ impl Session {
             other => self.handle_joined(other).await,
         };
         (reply.unwrap_or_else(Some), Flow::Continue)
+    }
+
+    pub fn is_joined(&self) -> bool {
+        self.joined.is_some()
     }
 
     /// The next message the worker has for this participant. Pending forever
@@ -149,7 +159,15 @@ impl Session {
         let name = permissions.name.as_deref().unwrap_or(&name);
         let name =
             DisplayName::parse(name).map_err(|e| error(ErrorCode::InvalidName, e.to_string()))?;
-        let lease = self.state.directory.lease(&room);
+        self.state
+            .limits
+            .admit_join(self.peer, Instant::now())
+            .map_err(|limited| error(ErrorCode::RateLimited, limited.to_string()))?;
+        let lease = self
+            .state
+            .directory
+            .lease(&room)
+            .map_err(|full| error(ErrorCode::RateLimited, format!("{full}; retry in 30 s")))?;
         let worker = lease.worker();
         let id = ParticipantId::random();
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
@@ -333,6 +351,7 @@ impl ErrorCodeOf for JoinError {
     fn code(&self) -> ErrorCode {
         match self {
             JoinError::Forbidden(_) => ErrorCode::Forbidden,
+            JoinError::RoomFull => ErrorCode::RateLimited,
             _ => ErrorCode::Fatal,
         }
     }
@@ -395,7 +414,10 @@ fn worker_error<E: ErrorCodeOf>(e: WorkerError<E>) -> ServerMessage {
         WorkerError::Stopped | WorkerError::NoConnection => ErrorCode::Fatal,
         WorkerError::Rejected(e) => e.code(),
     };
-    error(code, e.to_string())
+    match code {
+        ErrorCode::RateLimited => error(code, format!("{e}; retry in 30 s")),
+        _ => error(code, e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -2,31 +2,64 @@
 //! What the messages mean is [`super::session`]'s business.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 
+use super::limits::{Limited, SessionSlot};
 use super::session::{Flow, Session};
-use super::AppState;
+use super::{error_response, AppState};
 use cascade_protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
 
 /// WebSocket close codes (RFC 6455 section 7.4.1).
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
-/// `GET /ws`: upgrade and run a signaling session.
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// `GET /ws`: upgrade and run a signaling session, if the peer's address
+/// may open another.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let slot = match state.limits.open_session(peer.ip()) {
+        Ok(slot) => slot,
+        Err(limited) => return too_many(&limited),
+    };
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run(socket, state))
+        .on_upgrade(move |socket| run(socket, state, peer, slot))
 }
 
-async fn run(socket: WebSocket, state: AppState) {
+/// `429` with `Retry-After`.
+fn too_many(limited: &Limited) -> Response {
+    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
+    let after = limited.retry_after.as_secs().max(1).to_string();
+    if let Ok(v) = HeaderValue::from_str(&after) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: SessionSlot) {
     let (mut sink, mut stream) = socket.split();
-    let mut session = Session::new(state);
+    let join_timeout = state.timeouts.join;
+    let mut session = Session::new(state, peer.ip());
+    let join_deadline = tokio::time::sleep(join_timeout);
+    tokio::pin!(join_deadline);
     loop {
         tokio::select! {
+            () = &mut join_deadline, if !session.is_joined() => {
+                let reply = ServerMessage::error(ErrorCode::Fatal, format!("no join within {} s", join_timeout.as_secs()));
+                let _ = send(&mut sink, &reply).await;
+                let _ = sink.send(close(CLOSE_POLICY, "no join")).await;
+                break;
+            }
             incoming = stream.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,

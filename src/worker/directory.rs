@@ -38,7 +38,14 @@ struct Placement {
 pub struct Directory {
     rooms: DashMap<RoomName, Placement>,
     rooms_per_worker: Vec<AtomicUsize>,
+    /// Rooms placed at most; joins that would open another are refused.
+    max_rooms: usize,
 }
+
+/// Every room the server may host is open: a new one must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server hosts as many rooms as it may")]
+pub struct ServerFull;
 
 /// A join on its way to the worker that hosts `room`. Dropping it (after the
 /// worker handled the join, or when the join never got there) releases the
@@ -64,30 +71,40 @@ impl Drop for RoomLease {
 }
 
 impl Directory {
-    pub fn new(workers: usize) -> Arc<Self> {
+    pub fn new(workers: usize, max_rooms: usize) -> Arc<Self> {
         Arc::new(Directory {
             rooms: DashMap::new(),
             rooms_per_worker: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            max_rooms,
         })
     }
 
-    /// Routes one join for `room`, placing the room if it has no worker.
-    pub fn lease(self: &Arc<Self>, room: &RoomName) -> RoomLease {
-        let mut placement = self.rooms.entry(room.clone()).or_insert_with(|| {
-            let worker = self.least_loaded();
-            self.rooms_per_worker[worker].fetch_add(1, Ordering::Relaxed);
-            Placement {
-                worker,
-                joins_in_flight: 0,
-                hosted: false,
+    /// Routes one join for `room`, placing the room if it has no worker and
+    /// the server may open another.
+    pub fn lease(self: &Arc<Self>, room: &RoomName) -> Result<RoomLease, ServerFull> {
+        let mut placement = match self.rooms.entry(room.clone()) {
+            Entry::Occupied(o) => o.into_ref(),
+            Entry::Vacant(v) => {
+                // Counted from the per-worker atomics: `DashMap::len` would
+                // wait for the shard this entry holds.
+                if self.room_count() >= self.max_rooms {
+                    return Err(ServerFull);
+                }
+                let worker = self.least_loaded();
+                self.rooms_per_worker[worker].fetch_add(1, Ordering::Relaxed);
+                v.insert(Placement {
+                    worker,
+                    joins_in_flight: 0,
+                    hosted: false,
+                })
             }
-        });
+        };
         placement.joins_in_flight += 1;
-        RoomLease {
+        Ok(RoomLease {
             directory: self.clone(),
             room: room.clone(),
             worker: placement.worker,
-        }
+        })
     }
 
     /// `worker`'s core now has `room`.
@@ -120,7 +137,10 @@ impl Directory {
 
     /// Number of rooms placed on a worker.
     pub fn room_count(&self) -> usize {
-        self.rooms.len()
+        self.rooms_per_worker
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     fn release(&self, room: &RoomName) {
@@ -153,9 +173,9 @@ mod tests {
 
     #[test]
     fn rooms_spread_over_workers_and_are_freed_when_their_worker_closes_them() {
-        let d = Directory::new(2);
-        let a = d.lease(&room("a"));
-        let b = d.lease(&room("b"));
+        let d = Directory::new(2, 100);
+        let a = d.lease(&room("a")).unwrap();
+        let b = d.lease(&room("b")).unwrap();
         assert_ne!(
             a.worker(),
             b.worker(),
@@ -166,7 +186,11 @@ mod tests {
         d.room_opened(&room("b"), wb);
         drop((a, b));
         assert_eq!(d.room_count(), 2, "hosted rooms stay after their joins");
-        assert_eq!(d.lease(&room("a")).worker(), wa, "same room, same worker");
+        assert_eq!(
+            d.lease(&room("a")).unwrap().worker(),
+            wa,
+            "same room, same worker"
+        );
         d.room_closed(&room("a"), wb);
         assert_eq!(d.room_count(), 2, "only the hosting worker closes a room");
         d.room_closed(&room("a"), wa);
@@ -176,14 +200,18 @@ mod tests {
 
     #[test]
     fn a_join_in_flight_keeps_the_room_on_its_worker_across_a_close() {
-        let d = Directory::new(2);
-        let first = d.lease(&room("r"));
+        let d = Directory::new(2, 100);
+        let first = d.lease(&room("r")).unwrap();
         let w = first.worker();
         d.room_opened(&room("r"), w);
         drop(first);
-        let racing = d.lease(&room("r")); // routed to w just before ...
+        let racing = d.lease(&room("r")).unwrap(); // routed to w just before ...
         d.room_closed(&room("r"), w); // ... the last participant there left
-        assert_eq!(d.lease(&room("r")).worker(), w, "still routed to w");
+        assert_eq!(
+            d.lease(&room("r")).unwrap().worker(),
+            w,
+            "still routed to w"
+        );
         d.room_opened(&room("r"), w); // the racing join recreated it on w
         drop(racing);
         assert_eq!(d.room_count(), 1);
@@ -191,8 +219,20 @@ mod tests {
 
     #[test]
     fn a_join_that_never_opened_its_room_frees_the_placement() {
-        let d = Directory::new(1);
-        drop(d.lease(&room("r")));
+        let d = Directory::new(1, 100);
+        drop(d.lease(&room("r")).unwrap());
         assert_eq!(d.room_count(), 0);
+    }
+
+    #[test]
+    fn no_room_beyond_the_maximum_is_opened() {
+        let d = Directory::new(2, 2);
+        let _a = d.lease(&room("a")).unwrap();
+        let _b = d.lease(&room("b")).unwrap();
+        assert_eq!(d.lease(&room("c")).unwrap_err(), ServerFull);
+        assert!(
+            d.lease(&room("a")).is_ok(),
+            "joining an open room still works"
+        );
     }
 }

@@ -32,7 +32,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 pub use command::{Command, Outbox, WorkerSnapshot};
-pub use directory::{Directory, RoomLease};
+pub use directory::{Directory, RoomLease, ServerFull};
 use udp::{RecvBatch, SendBatch};
 
 use crate::media::{

@@ -952,7 +952,7 @@ async def main():
             try:
                 await auth_srv.start()
                 ctx.server = auth_srv
-                await ctx.record("http: --auth-token 401s, --ice-server Link headers", lambda: test_auth_and_links(ctx, auth_srv), timeout=60)
+                await ctx.record("http: access tokens 401/403, --ice-server Link headers", lambda: test_auth_and_links(ctx, auth_srv), timeout=60)
             except Failure as e:
                 print("FAIL auth server start: %s\n%s" % (e, auth_srv.log_tail()), flush=True)
                 ctx.failed += 1

@@ -17,3 +17,14 @@ pub mod server;
 pub mod sim;
 pub mod tokens;
 pub mod vp8;
+
+/// Waits (bounded: 10 s) until `check` holds; panics naming `what` if not.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}

@@ -215,3 +215,28 @@ fn payload_type(rtc: &Rtc, codec: Codec) -> Option<Pt> {
         .find(|p| p.spec().codec == codec)
         .map(|p| p.pt())
 }
+
+/// The `Content-Type` of an SDP body.
+pub const SDP: (&str, &str) = ("Content-Type", "application/sdp");
+
+/// POSTs a fresh offer in `direction` to a WHIP/WHEP `path`, expects `201`,
+/// and starts the peer (publishing as `sender`, if set).
+pub async fn post_offer(
+    server: &cascade::server::Server,
+    path: &str,
+    direction: Direction,
+    sender: Option<u32>,
+) -> (crate::http::Response, Peer) {
+    let offering = offer(direction).await;
+    let response = crate::http::request(
+        server.http_addr(),
+        "POST",
+        path,
+        &[SDP],
+        offering.sdp.as_bytes(),
+    )
+    .await;
+    assert_eq!(response.status, 201, "POST {path}: {}", response.body);
+    let peer = offering.start(&response.body, sender);
+    (response, peer)
+}

@@ -25,11 +25,19 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(server: &Server) -> Ws {
+        Ws::try_connect(server).await.expect("ws connects")
+    }
+
+    /// Connects, or returns the HTTP status the upgrade was refused with.
+    pub async fn try_connect(server: &Server) -> Result<Ws, u16> {
         let url = format!("ws://{}/ws", server.http_addr());
-        let (stream, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("ws connects");
-        Ws { stream }
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((stream, _)) => Ok(Ws { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("ws connect failed: {e}"),
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {

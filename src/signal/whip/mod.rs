@@ -13,7 +13,10 @@ mod sdpfrag;
 mod session;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +36,7 @@ use crate::media::{
     CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, ParticipantId,
     ParticipantMode, PeerRole, RoomName,
 };
+use crate::signal::limits::Limited;
 use sdpfrag::{sdp_attribute, Fragment};
 use session::{new_etag, new_session_id, HttpSession, SessionKind};
 
@@ -67,12 +71,27 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .layer(from_fn_with_state(state, layers::count))
 }
 
-/// An error response: status and a one-line explanation.
-pub struct HttpError(StatusCode, String);
+/// An error response: status and a one-line explanation; a `429` also says
+/// when to retry.
+pub struct HttpError(StatusCode, String, Option<Duration>);
 
 impl HttpError {
+    fn limited(limited: Limited) -> Self {
+        HttpError(
+            StatusCode::TOO_MANY_REQUESTS,
+            limited.to_string(),
+            Some(limited.retry_after),
+        )
+    }
+
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        HttpError(status, message.into())
+        HttpError(status, message.into(), None)
+    }
+}
+
+impl From<Limited> for HttpError {
+    fn from(limited: Limited) -> Self {
+        HttpError::limited(limited)
     }
 }
 
@@ -84,7 +103,15 @@ impl From<Refusal> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        error_response(self.0, &self.1)
+        let mut response = error_response(self.0, &self.1);
+        if let Some(after) = self.2 {
+            insert_header(
+                response.headers_mut(),
+                header::RETRY_AFTER,
+                &after.as_secs().max(1).to_string(),
+            );
+        }
+        response
     }
 }
 
@@ -110,48 +137,45 @@ pub struct NameQuery {
 /// `POST /whip/{room}`
 async fn whip_post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     Query(query): Query<NameQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
     let mode = ParticipantMode::PublishOnly;
-    create(
-        &state,
-        SessionKind::Whip,
-        &room,
-        mode,
+    let post = Post {
+        peer,
         query,
-        &headers,
-        &body,
-    )
-    .await
+        headers: &headers,
+        body: &body,
+    };
+    create(&state, SessionKind::Whip, &room, mode, post).await
 }
 
 /// `POST /whep/{room}`
 async fn whep_post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     Query(query): Query<NameQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResult {
     let mode = ParticipantMode::Viewer { follow: None };
-    create(
-        &state,
-        SessionKind::Whep,
-        &room,
-        mode,
+    let post = Post {
+        peer,
         query,
-        &headers,
-        &body,
-    )
-    .await
+        headers: &headers,
+        body: &body,
+    };
+    create(&state, SessionKind::Whep, &room, mode, post).await
 }
 
 /// `POST /whep/{room}/{participant}`
 async fn whep_post_follow(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((room, participant)): Path<(String, String)>,
     Query(query): Query<NameQuery>,
     headers: HeaderMap,
@@ -163,16 +187,21 @@ async fn whep_post_follow(
     let mode = ParticipantMode::Viewer {
         follow: Some(follow),
     };
-    create(
-        &state,
-        SessionKind::Whep,
-        &room,
-        mode,
+    let post = Post {
+        peer,
         query,
-        &headers,
-        &body,
-    )
-    .await
+        headers: &headers,
+        body: &body,
+    };
+    create(&state, SessionKind::Whep, &room, mode, post).await
+}
+
+/// What a WHIP/WHEP `POST` brought.
+struct Post<'a> {
+    peer: SocketAddr,
+    query: NameQuery,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
 }
 
 /// Joins the room with the offer and answers `201 Created` with the session.
@@ -181,13 +210,19 @@ async fn create(
     kind: SessionKind,
     room: &str,
     mode: ParticipantMode,
-    query: NameQuery,
-    headers: &HeaderMap,
-    body: &[u8],
+    post: Post<'_>,
 ) -> HttpResult {
+    let Post {
+        peer,
+        query,
+        headers,
+        body,
+    } = post;
     let room = RoomName::parse(room)
         .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let permissions = state.access.join(bearer(headers), &room, kind.intent())?;
+    let slot = state.limits.open_session(peer.ip())?;
+    state.limits.admit_join(peer.ip(), Instant::now())?;
     require_content_type(headers, SDP)?;
     let name = permissions
         .name
@@ -206,7 +241,12 @@ async fn create(
     })?;
     let remote_ufrag = sdp_attribute(text, "ice-ufrag").map(str::to_string);
 
-    let lease = state.directory.lease(&room);
+    let lease = state.directory.lease(&room).map_err(|_| {
+        HttpError::limited(Limited {
+            what: "the server hosts as many rooms as it may",
+            retry_after: Duration::from_secs(30),
+        })
+    })?;
     let worker = lease.worker();
     let id = ParticipantId::random();
     let (outbox, events) = mpsc::channel(64);
@@ -241,7 +281,7 @@ async fn create(
         },
     );
     let counted = state.metrics.open_session(kind.metrics());
-    session::watch(state.clone(), session_id.clone(), events, counted);
+    session::watch(state.clone(), session_id.clone(), events, (counted, slot));
     tracing::info!(participant = %id, %room, session = %session_id, kind = kind.path(), "http session started");
 
     let mut response = (StatusCode::CREATED, answer.to_sdp_string()).into_response();
@@ -268,6 +308,10 @@ fn join_error(e: WorkerError<JoinError>) -> HttpError {
         WorkerError::Rejected(e @ JoinError::InvalidSdp(_)) => {
             HttpError::new(StatusCode::BAD_REQUEST, e.to_string())
         }
+        WorkerError::Rejected(JoinError::RoomFull) => HttpError::limited(Limited {
+            what: "the room is full",
+            retry_after: Duration::from_secs(30),
+        }),
         WorkerError::Rejected(e @ JoinError::Forbidden(_)) => {
             HttpError::new(StatusCode::FORBIDDEN, e.to_string())
         }

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use crate::auth::Intent;
 use crate::media::{Identity, ParticipantEvent, ParticipantId, PeerRole};
 use crate::metrics::{self, SessionGuard};
+use crate::signal::limits::SessionSlot;
 use crate::signal::AppState;
 
 /// Which protocol a session came in by.
@@ -90,11 +91,11 @@ pub fn watch(
     state: AppState,
     session_id: String,
     mut events: mpsc::Receiver<ParticipantEvent>,
-    counted: SessionGuard,
+    held: (SessionGuard, SessionSlot),
 ) {
     tokio::spawn(async move {
         while events.recv().await.is_some() {}
-        drop(counted);
+        drop(held);
         state.http_sessions.remove(&session_id);
         tracing::info!(session = %session_id, "http session ended");
     });

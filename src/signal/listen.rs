@@ -1,0 +1,102 @@
+//! The HTTP accept loop: what `axum::serve` does, plus the bounds a public
+//! server needs and axum does not set.
+//!
+//! - at most `max_connections` TCP connections at once: beyond it a new
+//!   connection is closed at once, so a flood of sockets cannot exhaust
+//!   file descriptors or memory;
+//! - a connection must send a request's whole header within
+//!   `header_timeout` (also between keep-alive requests): one that
+//!   sends nothing, or trickles a header byte by byte, is closed;
+//! - every request carries the peer's address (`ConnectInfo<SocketAddr>`)
+//!   for the per-address limits (`super::limits`).
+//!
+//! Bodies and whole requests are bounded by `super::app`'s layers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// Serves `app` on `listener` until `shutdown` resolves, then waits for the
+/// connections still serving a request.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    max_connections: usize,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let graceful = GracefulShutdown::new();
+    // HTTP/1.1 only: sniffing for HTTP/2's preface would wait, unbounded,
+    // for a first byte before the header timeout starts (browsers speak
+    // HTTP/2 only over TLS anyway).
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before
+                    // accept: back off a little instead of spinning.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, max_connections, "connection refused: too many open");
+            continue; // dropping the stream closes it
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.map(Body::new)
+            });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // hyper starts its header timer only once a first byte came:
+            // a connection that sends nothing is closed here instead.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return, // silent, closed or failed: drop it
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::trace!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
