@@ -345,6 +345,6 @@ mod tests {
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 13);
+        assert_eq!(ErrorCode::ALL.len(), 17);
     }
 }
