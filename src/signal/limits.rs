@@ -17,6 +17,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::worker::ServerFull;
+
 /// Join buckets kept before the full ones are dropped.
 const PRUNE_AT: usize = 4096;
 
@@ -37,6 +39,25 @@ pub struct LimitsConfig {
 pub struct Limited {
     pub what: &'static str,
     pub retry_after: Duration,
+}
+
+/// How long a client is told to wait when a room or the server is full.
+pub const CAPACITY_RETRY: Duration = Duration::from_secs(30);
+
+impl Limited {
+    /// A full room or server.
+    pub fn capacity(what: &'static str) -> Self {
+        Limited {
+            what,
+            retry_after: CAPACITY_RETRY,
+        }
+    }
+}
+
+impl From<ServerFull> for Limited {
+    fn from(_: ServerFull) -> Self {
+        Limited::capacity("the server hosts as many rooms as it may")
+    }
 }
 
 /// The address key limits count by.

@@ -28,6 +28,8 @@ mod ws;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -128,6 +130,15 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// `response` with a `Retry-After` of `after` (whole seconds, at least 1).
+pub(crate) fn with_retry_after(mut response: Response, after: Duration) -> Response {
+    let seconds = after.as_secs().max(1).to_string();
+    if let Ok(v) = HeaderValue::from_str(&seconds) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
 }

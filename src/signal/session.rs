@@ -15,6 +15,7 @@ use cascade_protocol::{
     ClientMessage, ErrorCode, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
 };
 
+use super::limits::{Limited, CAPACITY_RETRY};
 use super::protocol::{peer_role, server_message};
 use super::worker_client::WorkerError;
 use super::{one_line, AppState};
@@ -167,7 +168,7 @@ impl Session {
             .state
             .directory
             .lease(&room)
-            .map_err(|full| error(ErrorCode::RateLimited, format!("{full}; retry in 30 s")))?;
+            .map_err(|full| error(ErrorCode::RateLimited, Limited::from(full).to_string()))?;
         let worker = lease.worker();
         let id = ParticipantId::random();
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
@@ -415,7 +416,10 @@ fn worker_error<E: ErrorCodeOf>(e: WorkerError<E>) -> ServerMessage {
         WorkerError::Rejected(e) => e.code(),
     };
     match code {
-        ErrorCode::RateLimited => error(code, format!("{e}; retry in 30 s")),
+        ErrorCode::RateLimited => error(
+            code,
+            format!("{e}; retry in {} s", CAPACITY_RETRY.as_secs()),
+        ),
         _ => error(code, e.to_string()),
     }
 }

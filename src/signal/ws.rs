@@ -5,13 +5,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 
 use super::limits::{Limited, SessionSlot};
 use super::session::{Flow, Session};
-use super::{error_response, AppState};
+use super::{error_response, with_retry_after, AppState};
 use cascade_protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
 
 /// WebSocket close codes (RFC 6455 section 7.4.1).
@@ -38,12 +38,8 @@ pub async fn upgrade(
 
 /// `429` with `Retry-After`.
 fn too_many(limited: &Limited) -> Response {
-    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
-    let after = limited.retry_after.as_secs().max(1).to_string();
-    if let Ok(v) = HeaderValue::from_str(&after) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
+    let response = error_response(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
+    with_retry_after(response, limited.retry_after)
 }
 
 async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: SessionSlot) {

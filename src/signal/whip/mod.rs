@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 pub use session::HttpSessions;
 
 use super::worker_client::WorkerError;
-use super::{bearer, error_response, one_line, refusal_status, AppState};
+use super::{bearer, error_response, one_line, refusal_status, with_retry_after, AppState};
 use crate::auth::Refusal;
 use crate::media::{
     CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, ParticipantId,
@@ -103,15 +103,11 @@ impl From<Refusal> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let mut response = error_response(self.0, &self.1);
-        if let Some(after) = self.2 {
-            insert_header(
-                response.headers_mut(),
-                header::RETRY_AFTER,
-                &after.as_secs().max(1).to_string(),
-            );
+        let response = error_response(self.0, &self.1);
+        match self.2 {
+            Some(after) => with_retry_after(response, after),
+            None => response,
         }
-        response
     }
 }
 
@@ -241,12 +237,7 @@ async fn create(
     })?;
     let remote_ufrag = sdp_attribute(text, "ice-ufrag").map(str::to_string);
 
-    let lease = state.directory.lease(&room).map_err(|_| {
-        HttpError::limited(Limited {
-            what: "the server hosts as many rooms as it may",
-            retry_after: Duration::from_secs(30),
-        })
-    })?;
+    let lease = state.directory.lease(&room).map_err(Limited::from)?;
     let worker = lease.worker();
     let id = ParticipantId::random();
     let (outbox, events) = mpsc::channel(64);
@@ -308,10 +299,9 @@ fn join_error(e: WorkerError<JoinError>) -> HttpError {
         WorkerError::Rejected(e @ JoinError::InvalidSdp(_)) => {
             HttpError::new(StatusCode::BAD_REQUEST, e.to_string())
         }
-        WorkerError::Rejected(JoinError::RoomFull) => HttpError::limited(Limited {
-            what: "the room is full",
-            retry_after: Duration::from_secs(30),
-        }),
+        WorkerError::Rejected(JoinError::RoomFull) => {
+            HttpError::limited(Limited::capacity("the room is full"))
+        }
         WorkerError::Rejected(e @ JoinError::Forbidden(_)) => {
             HttpError::new(StatusCode::FORBIDDEN, e.to_string())
         }
