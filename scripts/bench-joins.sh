@@ -31,7 +31,7 @@ server_pid=""
 metrics=$(mktemp)
 cleanup() {
     if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
+        kill -INT "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
 }

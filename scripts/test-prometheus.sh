@@ -40,7 +40,7 @@ PROM_PID=""
 cleanup() {
   local status=$?
   [ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
-  [ -n "$CASCADE_PID" ] && kill "$CASCADE_PID" 2>/dev/null && wait "$CASCADE_PID" 2>/dev/null
+  [ -n "$CASCADE_PID" ] && kill -INT "$CASCADE_PID" 2>/dev/null && wait "$CASCADE_PID" 2>/dev/null
   if [ "$status" -ne 0 ]; then
     log "failed; last lines of the logs:"
     tail -n 20 "$WORK/cascade.log" "$WORK/prometheus.log" 2>/dev/null >&2 || true

@@ -140,6 +140,17 @@ pub struct Args {
     #[arg(long, env = "CASCADE_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
+    /// How long a drain (SIGTERM or `POST /admin/drain`) waits for rooms to
+    /// empty before removing everyone and exiting, e.g. `90s`, `10m`. `0s`
+    /// stops at once.
+    #[arg(
+        long,
+        env = "CASCADE_DRAIN_TIMEOUT",
+        default_value = "5m",
+        value_parser = humantime::parse_duration
+    )]
+    pub drain_timeout: Duration,
+
     /// ICE server URL advertised to WHIP/WHEP clients in `Link` headers, e.g.
     /// `stun:stun.example.org:3478`. Repeat for several.
     #[arg(
@@ -197,6 +208,8 @@ pub struct Config {
     pub max_participants_per_room: usize,
     pub max_rooms: usize,
     pub ice_servers: Vec<String>,
+    /// How long a drain waits for rooms to empty.
+    pub drain_timeout: Duration,
 }
 
 /// A configuration mistake, explained for the operator.
@@ -315,6 +328,7 @@ impl TryFrom<Args> for Config {
             max_participants_per_room: args.max_participants_per_room,
             max_rooms: args.max_rooms,
             ice_servers: args.ice_servers,
+            drain_timeout: args.drain_timeout,
         })
     }
 }

@@ -11,12 +11,14 @@
 //! - [`worker`]: media worker threads driving a core on a UDP socket;
 //! - [`signal`]: axum HTTP/WebSocket control plane and the bundled client;
 //! - [`auth`]: access tokens, API keys, who may do what;
-//! - [`config`]: flags and environment;
+//! - [`config`]: flags, environment and the config file;
+//! - [`drain`]: stop taking joins, let calls finish, then stop;
 //! - [`metrics`]: Prometheus metrics and how workers feed them;
 //! - [`server`]: start and stop everything.
 
 pub mod auth;
 pub mod config;
+pub mod drain;
 pub mod media;
 pub mod metrics;
 pub mod server;

@@ -1,8 +1,10 @@
-//! The `cascade` binary: parse flags, set up logging, run until Ctrl-C or
-//! SIGTERM.
+//! The `cascade` binary: parse flags, set up logging, serve until told to
+//! stop. SIGTERM (or `POST /admin/drain`) drains first; Ctrl-C (SIGINT), or a
+//! second signal during a drain, stops at once.
 
 use anyhow::Context;
 use clap::Parser;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 use cascade::auth::{Access, KeySet};
@@ -42,17 +44,60 @@ async fn run() -> anyhow::Result<()> {
             "no API keys: running open (dev mode), anyone who reaches the server may join any room"
         );
     }
+    let drain_timeout = config.drain_timeout;
+    let mut signals = Signals::new().context("listening for SIGTERM and SIGINT")?;
     let server = cascade::server::start(config).await?;
     println!(
         "Cascade is running: open http://{}/ in a browser",
         server.http_addr()
     );
-    shutdown_signal()
-        .await
-        .context("waiting for shutdown signal")?;
+    let drain = tokio::select! {
+        signal = signals.next() => signal == Stop::Terminate,
+        () = server.drain_requested() => true,
+    };
+    if drain {
+        tracing::info!(timeout = ?drain_timeout, "draining: no new joins, waiting for rooms to empty");
+        tokio::select! {
+            left = server.drain(drain_timeout) => match left {
+                0 => tracing::info!("drained: every room has ended"),
+                rooms => tracing::info!(rooms, "drain timeout: removing everyone left"),
+            },
+            _ = signals.next() => tracing::info!("signal during the drain: stopping now"),
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Which signal asked the server to stop.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM: drain first.
+    Terminate,
+    /// SIGINT (Ctrl-C): stop now.
+    Interrupt,
+}
+
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> Stop {
+        tokio::select! {
+            _ = self.terminate.recv() => Stop::Terminate,
+            _ = self.interrupt.recv() => Stop::Interrupt,
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -70,13 +115,5 @@ fn init_logging(format: LogFormat) {
             .with_current_span(true)
             .with_span_list(true)
             .init(),
-    }
-}
-
-async fn shutdown_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
     }
 }

@@ -5,11 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::media::CoreConfig;
 use crate::metrics::Metrics;
 use crate::signal::limits::Limits;
@@ -33,6 +35,9 @@ pub enum StartError {
     Worker(#[from] WorkerStartError),
 }
 
+/// How often a drain looks whether the rooms have emptied.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
@@ -43,6 +48,8 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// The `--metrics-addr` listener, when metrics are served apart.
     admin: Option<AdminServer>,
+    directory: Arc<Directory>,
+    drain: Arc<Drain>,
 }
 
 struct AdminServer {
@@ -107,15 +114,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         threads.push(thread);
     }
     let workers: Arc<[WorkerHandle]> = handles.into();
+    let drain = Arc::new(Drain::default());
     let state = AppState {
         workers: workers.clone(),
-        directory,
+        directory: directory.clone(),
         metrics: metrics.clone(),
         http_sessions: Arc::default(),
         access: Arc::new(config.access.clone()),
         limits: Limits::new(config.limits),
         timeouts: config.timeouts,
         ice_servers: config.ice_servers.clone().into(),
+        drain: drain.clone(),
     };
     let max_connections = config.max_connections;
     let header_timeout = config.timeouts.header;
@@ -160,6 +169,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         http,
         metrics,
         admin,
+        directory,
+        drain,
     })
 }
 
@@ -183,6 +194,35 @@ impl Server {
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Resolves once a drain was asked for over the admin API (or by
+    /// [`Server::drain`]).
+    pub async fn drain_requested(&self) {
+        self.drain.requested().await
+    }
+
+    /// Drains: stops taking joins (if not yet) and waits until every room
+    /// is empty or `timeout` has passed since the drain started. Returns
+    /// the rooms still in progress (0: all ended on their own). Call
+    /// [`Server::shutdown`] next.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        if self.drain.start() {
+            tracing::info!(rooms = self.directory.room_count(), "draining");
+        }
+        let started = self
+            .drain
+            .started_at()
+            .unwrap_or_else(std::time::Instant::now);
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        loop {
+            let rooms = self.directory.room_count();
+            if rooms == 0 || tokio::time::Instant::now() >= deadline {
+                return rooms;
+            }
+            let poll = tokio::time::Instant::now() + DRAIN_POLL;
+            tokio::time::sleep_until(poll.min(deadline)).await;
+        }
     }
 
     /// Stops accepting, removes every participant and joins the workers.

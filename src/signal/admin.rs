@@ -5,10 +5,13 @@
 //!   (a [`Command::Snapshot`] round trip), then renders the registry, so a
 //!   scrape sees counters and gauges as of that moment;
 //! - `GET /readyz`: 200 when every worker answers in time, 503 otherwise
-//!   (also while shutting down, when workers have stopped);
+//!   (also while draining, and while shutting down, when workers have
+//!   stopped);
 //! - `GET /admin/rooms`: rooms, participants and their tracks as JSON;
 //! - `DELETE /admin/rooms/{room}`: close a room (everyone is removed);
-//! - `DELETE /admin/rooms/{room}/participants/{id}`: remove a participant.
+//! - `DELETE /admin/rooms/{room}/participants/{id}`: remove a participant;
+//! - `POST /admin/drain`: start draining (see [`crate::drain`]); needs a
+//!   token for all rooms.
 //!
 //! These are served on the HTTP address, or on `--metrics-addr` when set
 //! (except `/readyz` and `/healthz`, which are on both). On the HTTP address
@@ -23,7 +26,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -65,6 +68,7 @@ fn operator_routes() -> Router<AppState> {
             "/admin/rooms/{room}/participants/{participant}",
             delete(remove_participant),
         )
+        .route("/admin/drain", post(drain))
 }
 
 /// Checks the bearer token for the admin grant and hands its scope on.
@@ -112,6 +116,8 @@ struct WorkerStatus {
 #[derive(Debug, Serialize)]
 struct Readiness {
     ready: bool,
+    /// The server takes no new joins.
+    draining: bool,
     workers: Vec<WorkerStatus>,
 }
 
@@ -130,13 +136,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             queue_depth: state.worker(w.index).queue_depth(),
         })
         .collect();
-    let ready = !workers.is_empty() && workers.iter().all(|w| w.ready);
+    let draining = state.drain.is_draining();
+    let ready = !draining && !workers.is_empty() && workers.iter().all(|w| w.ready);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Readiness { ready, workers })).into_response()
+    (
+        status,
+        Json(Readiness {
+            ready,
+            draining,
+            workers,
+        }),
+    )
+        .into_response()
 }
 
 /// A room in the admin listing: the core's view plus where it lives.
@@ -258,6 +273,34 @@ async fn remove_participant(
     }
     tracing::info!(%room, participant = %id, "participant removed by an operator");
     Ok(Json(Removed { removed: 1 }))
+}
+
+#[derive(Debug, Serialize)]
+struct Draining {
+    draining: bool,
+    /// Rooms still in progress when the request came.
+    rooms: usize,
+}
+
+/// `POST /admin/drain`: starts the drain (again: changes nothing) and
+/// answers `202 Accepted`; the server exits once its rooms are empty or the
+/// drain timeout passed. It stops every room, so it needs a token for all.
+async fn drain(State(state): State<AppState>, Extension(scope): Extension<AdminScope>) -> Response {
+    if scope != AdminScope::All {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "a drain needs an admin token for all rooms",
+        );
+    }
+    let rooms = state.directory.room_count();
+    if state.drain.start() {
+        tracing::info!(rooms, "drain requested over the admin API");
+    }
+    let body = Draining {
+        draining: true,
+        rooms,
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 /// Asks every worker for a snapshot (which folds its metrics) and records

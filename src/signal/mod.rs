@@ -42,6 +42,7 @@ pub use worker_client::{WorkerClient, WorkerError};
 
 use crate::auth::{Access, Refusal};
 use crate::config::Timeouts;
+use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::worker::{Directory, WorkerHandle};
 use limits::Limits;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub timeouts: Timeouts,
     /// ICE server URLs advertised in WHIP/WHEP `Link` headers.
     pub ice_servers: Arc<[String]>,
+    /// Set once the server drains: no new joins.
+    pub drain: Arc<Drain>,
 }
 
 impl AppState {

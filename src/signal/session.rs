@@ -20,6 +20,7 @@ use super::protocol::{peer_role, server_message};
 use super::worker_client::WorkerError;
 use super::{one_line, AppState};
 use crate::auth::{Intent, Refusal};
+use crate::drain;
 use crate::media::{
     AnswerError, CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, MuteError,
     OfferError, ParticipantEvent, ParticipantId, ParticipantMode, PreferenceError, RoomName,
@@ -148,6 +149,9 @@ impl Session {
                 ErrorCode::UnsupportedVersion,
                 format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
             ));
+        }
+        if self.state.drain.is_draining() {
+            return Err(error(ErrorCode::ServerDraining, drain::REFUSAL));
         }
         let room =
             RoomName::parse(&room).map_err(|e| error(ErrorCode::InvalidRoom, e.to_string()))?;

@@ -154,11 +154,12 @@ export async function startServer({ command = CASCADE_BIN, args, baseUrl, logPat
   return server;
 }
 
-/** SIGTERM, then SIGKILL if the process lingers. Always resolves. */
+/** SIGINT (Cascade stops at once, no drain), then SIGKILL if the process
+ * lingers. Always resolves. */
 export async function stopProcess(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
+  child.kill('SIGINT');
   const result = await Promise.race([gone.then(() => 'exited'), sleep(5000).then(() => 'timeout')]);
   if (result === 'timeout') {
     child.kill('SIGKILL');

@@ -109,7 +109,7 @@ class Server:
 
     async def stop(self):
         if self.proc and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGINT)  # stop now, no drain
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
             except asyncio.TimeoutError:

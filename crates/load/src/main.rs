@@ -365,13 +365,14 @@ impl SpawnedServer {
 }
 
 impl Drop for SpawnedServer {
-    /// SIGTERM (graceful), then SIGKILL if it lingers.
+    /// SIGINT (Cascade stops at once instead of draining), then SIGKILL if
+    /// it lingers.
     fn drop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-INT", &self.child.id().to_string()])
             .status();
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -1,6 +1,7 @@
 //! A real Cascade server on ephemeral loopback ports, plus a raw WebSocket
 //! client for speaking (and mis-speaking) the signaling protocol.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use cascade::config::Config;
@@ -30,7 +31,17 @@ impl Ws {
 
     /// Connects, or returns the HTTP status the upgrade was refused with.
     pub async fn try_connect(server: &Server) -> Result<Ws, u16> {
-        let url = format!("ws://{}/ws", server.http_addr());
+        Ws::try_connect_to(server.http_addr()).await
+    }
+
+    /// Connects to a server at `addr` (one this test did not start
+    /// in-process, e.g. the `cascade` binary).
+    pub async fn connect_to(addr: SocketAddr) -> Ws {
+        Ws::try_connect_to(addr).await.expect("ws connects")
+    }
+
+    async fn try_connect_to(addr: SocketAddr) -> Result<Ws, u16> {
+        let url = format!("ws://{addr}/ws");
         match tokio_tungstenite::connect_async(url).await {
             Ok((stream, _)) => Ok(Ws { stream }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {

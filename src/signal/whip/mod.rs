@@ -32,6 +32,7 @@ pub use session::HttpSessions;
 use super::worker_client::WorkerError;
 use super::{bearer, error_response, one_line, refusal_status, with_retry_after, AppState};
 use crate::auth::Refusal;
+use crate::drain::{self, DRAIN_RETRY};
 use crate::media::{
     CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, ParticipantId,
     ParticipantMode, PeerRole, RoomName,
@@ -214,6 +215,14 @@ async fn create(
         headers,
         body,
     } = post;
+    if state.drain.is_draining() {
+        let refusal = drain::REFUSAL.to_string();
+        return Err(HttpError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            refusal,
+            Some(DRAIN_RETRY),
+        ));
+    }
     let room = RoomName::parse(room)
         .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let permissions = state.access.join(bearer(headers), &room, kind.intent())?;
