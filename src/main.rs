@@ -3,12 +3,12 @@
 //! second signal during a drain, stops at once.
 
 use anyhow::Context;
-use clap::Parser;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 use cascade::auth::{Access, KeySet};
-use cascade::config::{self, Args, Config, LogFormat, Subcommand, TokenCommand};
+use cascade::config::file::ArgsError;
+use cascade::config::{self, Config, LogFormat, Subcommand, TokenCommand};
 
 /// mimalloc: str0m allocates a buffer per packet it sends (and frees it
 /// after the send), so the allocator sits on the forwarding path.
@@ -24,7 +24,12 @@ fn main() {
 
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = match config::file::parse_args() {
+        Ok(args) => args,
+        // --help, --version and bad flags: clap prints and exits.
+        Err(ArgsError::Flags(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
     if let Some(Subcommand::Token(TokenCommand::Create(create))) = &args.command {
         let keys = match config::access(&args)? {
             Access::Tokens(keys) => keys,

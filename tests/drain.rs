@@ -9,77 +9,21 @@
 //! participants here have no media; the workers run as before, which
 //! `loopback_media` covers), nor how a load balancer reacts to 503.
 
-use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use cascade_protocol::ServerMessage;
 use cascade_test_support::http::{request, Response};
 use cascade_test_support::peer::{offer, SDP};
+use cascade_test_support::process::Cascade;
 use cascade_test_support::server::{start, Ws};
 use cascade_test_support::tokens::{self, require_tokens};
 use str0m::media::Direction;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-/// The `cascade` binary, on loopback ephemeral ports.
-struct Cascade {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Cascade {
-    async fn start(extra: &[&str]) -> Cascade {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
-            .args(["--http-addr", "127.0.0.1:0", "--workers", "1"])
-            .args(extra)
-            .env("RUST_LOG", "cascade=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cascade starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(rest) = line.strip_prefix("Cascade is running: open http://") {
-                    let addr = rest.split('/').next().expect("an address");
-                    return addr.parse().expect("a socket address");
-                }
-            }
-            panic!("cascade exited before it listened");
-        })
-        .await
-        .expect("cascade listens within 30 s");
-        Cascade { child, addr }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name} {pid}");
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// The exit status, within a bound far shorter than the default drain
-    /// timeout (5 minutes), so a drain that waits wrongly fails here.
-    async fn exited(&mut self) -> ExitStatus {
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("cascade exits within 30 s")
-            .expect("wait")
-    }
-
-    async fn get(&self, path: &str) -> Response {
-        request(self.addr, "GET", path, &[], b"").await
-    }
+/// The binary with one worker and `args`.
+async fn cascade(args: &[&str]) -> Cascade {
+    let mut all = vec!["--workers", "1"];
+    all.extend_from_slice(args);
+    Cascade::start(env!("CARGO_BIN_EXE_cascade"), &all, &[]).await
 }
 
 /// Waits until `/readyz` says the server is draining.
@@ -141,7 +85,7 @@ async fn assert_removed_for_shutdown(ws: &mut Ws) {
 
 #[tokio::test]
 async fn sigterm_drains_until_the_last_room_empties_then_exits_0() {
-    let mut cascade = Cascade::start(&[]).await;
+    let mut cascade = cascade(&[]).await;
     assert_eq!(cascade.get("/readyz").await.status, 200);
     let mut alice = Ws::connect_to(cascade.addr).await;
     alice.join("call", "Alice").await;
@@ -161,7 +105,7 @@ async fn sigterm_drains_until_the_last_room_empties_then_exits_0() {
 
 #[tokio::test]
 async fn admin_drain_with_a_timeout_removes_everyone_with_a_reason_and_exits_0() {
-    let mut cascade = Cascade::start(&["--drain-timeout", "2s"]).await;
+    let mut cascade = cascade(&["--drain-timeout", "2s"]).await;
     let mut alice = Ws::connect_to(cascade.addr).await;
     alice.join("call", "Alice").await;
 
@@ -179,7 +123,7 @@ async fn admin_drain_with_a_timeout_removes_everyone_with_a_reason_and_exits_0()
 
 #[tokio::test]
 async fn a_second_signal_during_a_drain_stops_at_once() {
-    let mut cascade = Cascade::start(&[]).await;
+    let mut cascade = cascade(&[]).await;
     let mut alice = Ws::connect_to(cascade.addr).await;
     alice.join("call", "Alice").await;
     cascade.signal("-TERM");
@@ -191,7 +135,7 @@ async fn a_second_signal_during_a_drain_stops_at_once() {
 
 #[tokio::test]
 async fn sigint_stops_without_a_drain() {
-    let mut cascade = Cascade::start(&[]).await;
+    let mut cascade = cascade(&[]).await;
     let mut alice = Ws::connect_to(cascade.addr).await;
     alice.join("call", "Alice").await;
     cascade.signal("-INT");

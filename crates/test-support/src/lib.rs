@@ -7,12 +7,14 @@
 //! - [`http`]: a minimal HTTP/1.1 client for the WHIP/WHEP tests;
 //! - [`peer`]: a str0m peer on a real UDP socket (WHIP/WHEP clients);
 //! - [`link`]: a rate-limited link with a bounded queue, for the simulation;
+//! - [`process`]: the `cascade` binary as a child process;
 //! - [`tokens`]: an API key and access tokens signed with it;
 //! - [`vp8`]: VP8-shaped simulcast payloads for simulated publishers.
 
 pub mod http;
 pub mod link;
 pub mod peer;
+pub mod process;
 pub mod server;
 pub mod sim;
 pub mod tokens;

@@ -1,5 +1,8 @@
-//! Server configuration: command-line flags and `CASCADE_*` environment
-//! variables, checked once at start-up ("parse, don't validate").
+//! Server configuration: command-line flags, `CASCADE_*` environment
+//! variables and the config file ([`file`]), checked once at start-up
+//! ("parse, don't validate").
+
+pub mod file;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,6 +29,12 @@ pub enum LogFormat {
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
+
+    /// TOML file holding any of these flags under its long name, e.g.
+    /// `http-addr = "0.0.0.0:8080"` (sample: docs/cascade.example.toml).
+    /// Flags and environment variables override it.
+    #[arg(long, env = "CASCADE_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Address of the HTTP server (bundled client, WebSocket signaling, API).
     #[arg(long, env = "CASCADE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
@@ -70,7 +79,7 @@ pub struct Args {
 
     /// API key whose secret signs access tokens (JWT `iss`). With
     /// --api-secret; or use --keys-file for several.
-    #[arg(long, env = "CASCADE_API_KEY", global = true, requires = "api_secret")]
+    #[arg(long, env = "CASCADE_API_KEY", global = true)]
     pub api_key: Option<String>,
 
     /// The secret of --api-key (at least 32 characters). Prefer the
@@ -79,18 +88,12 @@ pub struct Args {
         long,
         env = "CASCADE_API_SECRET",
         global = true,
-        requires = "api_key",
         hide_env_values = true
     )]
     pub api_secret: Option<String>,
 
     /// File of API keys, one `key: secret` per line (`#` comments).
-    #[arg(
-        long,
-        env = "CASCADE_KEYS_FILE",
-        global = true,
-        conflicts_with = "api_key"
-    )]
+    #[arg(long, env = "CASCADE_KEYS_FILE", global = true)]
     pub keys_file: Option<PathBuf>,
 
     /// Run without access tokens even though a listener is not on
@@ -229,6 +232,10 @@ pub enum ConfigError {
     ZeroLimit,
     #[error("{0}")]
     Keys(#[from] KeyError),
+    #[error("--api-key and --api-secret go together: give both, or neither")]
+    HalfAKey,
+    #[error("give API keys either with --api-key/--api-secret or in --keys-file, not both")]
+    KeysTwice,
     #[error("cannot read --keys-file {path}: {source}")]
     KeysFile {
         path: PathBuf,
@@ -335,6 +342,9 @@ impl TryFrom<Args> for Config {
 
 /// The access policy the key flags ask for.
 pub fn access(args: &Args) -> Result<Access, ConfigError> {
+    if args.keys_file.is_some() && (args.api_key.is_some() || args.api_secret.is_some()) {
+        return Err(ConfigError::KeysTwice);
+    }
     if let Some(path) = &args.keys_file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeysFile {
             path: path.clone(),
@@ -344,7 +354,8 @@ pub fn access(args: &Args) -> Result<Access, ConfigError> {
     }
     match (&args.api_key, &args.api_secret) {
         (Some(key), Some(secret)) => Ok(Access::Tokens(KeySet::single(key, secret)?)),
-        _ => Ok(Access::Open),
+        (None, None) => Ok(Access::Open),
+        _ => Err(ConfigError::HalfAKey),
     }
 }
 
@@ -453,9 +464,24 @@ mod tests {
             Err(ConfigError::KeysFile { .. })
         ));
         assert!(
-            Args::try_parse_from(["cascade", "--api-key", "APIa"]).is_err(),
+            matches!(parse(&["--api-key", "APIa"]), Err(ConfigError::HalfAKey)),
             "a key needs its secret"
         );
+        assert!(matches!(
+            parse(&["--api-secret", SECRET]),
+            Err(ConfigError::HalfAKey)
+        ));
+        assert!(matches!(
+            parse(&[
+                "--keys-file",
+                "/k",
+                "--api-key",
+                "APIa",
+                "--api-secret",
+                SECRET
+            ]),
+            Err(ConfigError::KeysTwice)
+        ));
     }
 
     #[test]
