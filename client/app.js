@@ -47,6 +47,7 @@ import { PROTOCOL_VERSION, connectSocket, closeSocket, socketState, send } from 
 import { onRemoteCandidate } from './ice.js';
 import {
   getLocalMedia, stopStream, startPublishing, onPublishAnswer, localTrack, toggleLocalTrack,
+  onMutedByOperator,
 } from './publish.js';
 import { onPublishLayers, publishEncodings } from './simulcast.js';
 import { onSubscribeOffer, tracksByMid } from './subscribe.js';
@@ -95,6 +96,12 @@ const HANDLERS = {
   track_paused: (s, m) => pauseTrack(s, m.participant_id, m.track_id, m.reason),
   track_resumed: (s, m) => resumeTrack(s, m.participant_id, m.track_id),
   publish_layers: onPublishLayers,
+  muted_by_operator: (s, m) => {
+    const kind = onMutedByOperator(s, m);
+    if (!kind) return;
+    renderLocalControls(s);
+    showError(`An operator muted your ${kind === 'audio' ? 'microphone' : 'camera'}`);
+  },
   candidate: onRemoteCandidate,
   error: onServerError,
   pong: () => {},

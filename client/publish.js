@@ -93,6 +93,22 @@ export function toggleLocalTrack(s, kind) {
   return true;
 }
 
+/**
+ * `muted_by_operator`: an operator muted our track on `mid`. Switch it off
+ * locally too, so the buttons say so; unmuting it (the button) tells the
+ * server, which forwards it again. Returns the kind muted, if any.
+ */
+export function onMutedByOperator(s, msg) {
+  for (const [kind, transceiver] of s.publishTransceivers) {
+    if (transceiver.mid !== msg.mid) continue;
+    const track = localTrack(s, kind);
+    if (track) track.enabled = false;
+    log(`an operator muted our ${kind}`);
+    return kind;
+  }
+  return undefined;
+}
+
 /** Sends `mute` for one kind; before publish_answer it is sent on arrival instead. */
 function sendMute(s, kind) {
   const transceiver = s.publishTransceivers.get(kind);

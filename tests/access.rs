@@ -290,3 +290,108 @@ async fn an_open_server_admits_without_tokens() {
     assert_eq!(r.status, 200);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_service_api_mutes_a_track_and_only_for_room_admins() {
+    let server = keyed_server().await;
+    let addr = server.http_addr();
+    let mut bob = Ws::connect(&server).await;
+    bob.join_with_token("demo", "Bob", &join_token("demo", "bob"))
+        .await;
+    let publish = common::peer::offer(Direction::SendOnly).await;
+    let cam = format!("Bearer {}", join_token("demo", "cam"));
+    let r = request(
+        addr,
+        "POST",
+        "/whip/demo",
+        &[SDP, ("Authorization", &cam)],
+        publish.sdp.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let _peer = publish.start(&r.body, Some(1));
+
+    let admin = format!("Bearer {}", admin_token());
+    let admin = ("Authorization", admin.as_str());
+    // The track is listed once the publisher's media arrives.
+    let mut listed = None;
+    for _ in 0..100 {
+        let rooms = request(addr, "GET", "/admin/rooms", &[admin], b"").await;
+        let rooms: serde_json::Value = serde_json::from_str(&rooms.body).unwrap();
+        let cam = rooms["rooms"][0]["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["identity"] == "cam")
+            .cloned();
+        let video = cam.as_ref().and_then(|cam| {
+            cam["published"]
+                .as_array()?
+                .iter()
+                .find(|t| t["kind"] == "video")
+                .cloned()
+        });
+        if let (Some(cam), Some(video)) = (cam, video) {
+            listed = Some((cam, video));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (cam_view, video) = listed.expect("the WHIP publisher's video is listed");
+    let cam_id = cam_view["id"].as_str().unwrap();
+    let video_id = video["id"].as_str().unwrap();
+    assert_eq!(video["operator_muted"], false);
+    let path = format!("/admin/rooms/demo/participants/{cam_id}/tracks/{video_id}/mute");
+
+    let r = request(addr, "POST", &path, &[], b"").await;
+    assert_eq!(r.status, 401, "no token");
+    let r = request(addr, "POST", &path, &[("Authorization", &cam)], b"").await;
+    assert_eq!(r.status, 403, "a join token");
+    let side_admin = format!(
+        "Bearer {}",
+        token(
+            "side-admin",
+            VideoGrant {
+                room: Some("side".into()),
+                room_admin: true,
+                ..VideoGrant::default()
+            }
+        )
+    );
+    let r = request(addr, "POST", &path, &[("Authorization", &side_admin)], b"").await;
+    assert_eq!(r.status, 403, "another room's admin");
+    for bad in [
+        format!("/admin/rooms/demo/participants/{cam_id}/tracks/t999999/mute"),
+        format!("/admin/rooms/demo/participants/{cam_id}/tracks/nonsense/mute"),
+        format!("/admin/rooms/demo/participants/p0000000000000001/tracks/{video_id}/mute"),
+        format!("/admin/rooms/nowhere/participants/{cam_id}/tracks/{video_id}/mute"),
+    ] {
+        let r = request(addr, "POST", &bad, &[admin], b"").await;
+        assert_eq!(r.status, 404, "{bad}: {}", r.body);
+    }
+
+    let r = request(addr, "POST", &path, &[admin], b"").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body.trim(), r#"{"muted":true}"#);
+    let update = bob
+        .recv_until(|m| matches!(m, ServerMessage::TrackUpdated { .. }))
+        .await;
+    match update {
+        ServerMessage::TrackUpdated {
+            participant_id,
+            track,
+        } => {
+            assert_eq!(participant_id, cam_id);
+            assert_eq!(track.id, video_id);
+            assert!(track.muted, "the room sees it muted");
+        }
+        _ => unreachable!(),
+    }
+    let rooms = request(addr, "GET", "/admin/rooms", &[admin], b"").await;
+    assert!(
+        rooms.body.contains(r#""operator_muted":true"#),
+        "{}",
+        rooms.body
+    );
+    server.shutdown().await;
+}

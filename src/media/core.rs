@@ -38,7 +38,7 @@ use super::errors::{
 };
 use super::events::{CoreEvent, ParticipantEvent};
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
-use super::membership::{MediaGrants, Membership, ParticipantMode, VideoPreference};
+use super::membership::{MediaGrants, Membership, ParticipantMode, TrackRef, VideoPreference};
 use super::peer::{PeerRole, MAX_EARLY_STUN};
 use super::scheduler::Scheduler;
 use super::stats::{CoreStats, Sample, Telemetry};
@@ -312,6 +312,12 @@ impl MediaCore {
             .iter_mut()
             .find(|t| t.mid == mid)
             .ok_or_else(|| MuteError::UnknownTrack(mid.to_string()))?;
+        // Unmuting oneself also lifts an operator's mute.
+        let resumed = !muted && std::mem::take(&mut track.operator_muted);
+        let source = TrackRef {
+            participant: id,
+            track: track.id,
+        };
         if track.muted != muted {
             track.muted = muted;
             let track = track.summary();
@@ -321,6 +327,49 @@ impl MediaCore {
                 track,
             });
         }
+        if resumed {
+            // Subscribers saw no packets while it was muted.
+            self.request_keyframe(now, source, None);
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// An operator mutes `id`'s track `track` in `room` (room service API):
+    /// its media is no longer forwarded, the room sees it muted, and the
+    /// publisher is told ([`ParticipantEvent::MutedByOperator`]) so its
+    /// client shows it. Only the participant unmutes it, with its own
+    /// [`MediaCore::set_muted`]: an operator switching a microphone back on
+    /// would be a privacy breach. Muting again changes nothing.
+    pub fn mute_by_operator(
+        &mut self,
+        now: Instant,
+        room: &RoomName,
+        id: ParticipantId,
+        track: TrackId,
+    ) -> Result<(), MuteError> {
+        let p = self
+            .members
+            .participants
+            .get_mut(&id)
+            .filter(|p| p.room == *room)
+            .ok_or(MuteError::NotJoined)?;
+        let published = p.track_mut(track).ok_or(MuteError::NoSuchTrack(track))?;
+        if published.operator_muted {
+            return Ok(());
+        }
+        published.operator_muted = true;
+        let mid = published.mid;
+        let was_muted = std::mem::replace(&mut published.muted, true);
+        let summary = published.summary();
+        let room = p.room.clone();
+        if !was_muted {
+            self.broadcast(&room, id, |participant| ParticipantEvent::TrackUpdated {
+                participant,
+                track: summary,
+            });
+        }
+        self.notify(id, ParticipantEvent::MutedByOperator { mid });
         self.flush(now);
         Ok(())
     }

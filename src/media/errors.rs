@@ -1,5 +1,7 @@
 //! Why a participant left, and one error enum per core operation.
 
+use super::ids::TrackId;
+
 /// Why a participant left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveReason {
@@ -132,6 +134,8 @@ pub enum MuteError {
     NotJoined,
     #[error("no published track has mid {0:?}")]
     UnknownTrack(String),
+    #[error("the participant publishes no track {0}")]
+    NoSuchTrack(TrackId),
 }
 
 /// Why a video preference was refused.

@@ -83,6 +83,11 @@ pub enum ParticipantEvent {
         offer: SdpOffer,
         tracks: Vec<OfferedTrack>,
     },
+    /// An operator muted your track on publish-connection `mid`: its media
+    /// is no longer forwarded until you unmute it.
+    MutedByOperator {
+        mid: Mid,
+    },
     /// You are no longer in the room. Always the last event a participant gets.
     Removed(LeaveReason),
 }

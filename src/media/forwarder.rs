@@ -44,6 +44,12 @@ impl MediaCore {
             return;
         };
         let track = &mut publisher.published[index];
+        if track.operator_muted {
+            self.telemetry
+                .stats
+                .count_dropped(track.kind, DropReason::Muted);
+            return;
+        }
         let pt = packet.header.payload_type;
         let params = match track.params.iter().find(|(p, _)| *p == pt) {
             Some((_, params)) => *params,

@@ -224,6 +224,9 @@ pub struct PublishedTrack {
     pub mid: Mid,
     pub kind: MediaKind,
     pub muted: bool,
+    /// An operator muted it: its media is dropped until the publisher
+    /// unmutes it itself.
+    pub operator_muted: bool,
     /// Its encodings, lowest quality first; one without a rid unless it
     /// simulcasts.
     pub layers: Vec<Layer>,
@@ -244,6 +247,7 @@ impl PublishedTrack {
             mid,
             kind,
             muted: false,
+            operator_muted: false,
             layers: layers_for(rids),
             requested_top: None,
             params: Vec::new(),

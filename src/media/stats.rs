@@ -81,14 +81,17 @@ pub enum DropReason {
     TooOld,
     /// The subscriber's m-line has no send stream.
     NoStream,
+    /// An operator muted the track.
+    Muted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::UnknownCodec,
         DropReason::CodecUnsupported,
         DropReason::TooOld,
         DropReason::NoStream,
+        DropReason::Muted,
     ];
 
     /// The metric label.
@@ -98,6 +101,7 @@ impl DropReason {
             DropReason::CodecUnsupported => "codec_unsupported",
             DropReason::TooOld => "too_old",
             DropReason::NoStream => "no_stream",
+            DropReason::Muted => "muted",
         }
     }
 }
@@ -304,6 +308,6 @@ mod tests {
         s.rtp_dropped += 1; // an unknown stream
         assert_eq!(s.rtp_dropped, 2);
         assert_eq!(s.rtp_dropped_by_reason[1][DropReason::TooOld as usize], 1);
-        assert_eq!(s.rtp_dropped_by_reason[0], [0; 4]);
+        assert_eq!(s.rtp_dropped_by_reason[0], [0; DropReason::ALL.len()]);
     }
 }

@@ -55,6 +55,8 @@ pub struct PublishedView {
     /// The mid on the publisher's publish connection.
     pub mid: String,
     pub muted: bool,
+    /// An operator muted it: nothing of it is forwarded.
+    pub operator_muted: bool,
     pub subscribers: usize,
 }
 
@@ -89,6 +91,7 @@ impl From<&Participant> for ParticipantView {
                     kind: kind_str(t.kind),
                     mid: t.mid.to_string(),
                     muted: t.muted,
+                    operator_muted: t.operator_muted,
                     subscribers: t.subscribers.len(),
                 })
                 .collect(),

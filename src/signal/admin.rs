@@ -10,6 +10,8 @@
 //! - `GET /admin/rooms`: rooms, participants and their tracks as JSON;
 //! - `DELETE /admin/rooms/{room}`: close a room (everyone is removed);
 //! - `DELETE /admin/rooms/{room}/participants/{id}`: remove a participant;
+//! - `POST /admin/rooms/{room}/participants/{id}/tracks/{track}/mute`: mute
+//!   one of its tracks (only the participant can unmute it);
 //! - `POST /admin/drain`: start draining (see [`crate::drain`]); needs a
 //!   token for all rooms.
 //!
@@ -34,7 +36,7 @@ use serde::Serialize;
 use super::{bearer, error_response, refusal_status, AppState};
 use crate::auth::AdminScope;
 use crate::media::views::RoomView;
-use crate::media::{LeaveReason, ParticipantId, RoomName};
+use crate::media::{LeaveReason, MuteError, ParticipantId, RoomName, TrackId};
 use crate::metrics::CONTENT_TYPE;
 use crate::worker::WorkerSnapshot;
 
@@ -67,6 +69,10 @@ fn operator_routes() -> Router<AppState> {
         .route(
             "/admin/rooms/{room}/participants/{participant}",
             delete(remove_participant),
+        )
+        .route(
+            "/admin/rooms/{room}/participants/{participant}/tracks/{track}/mute",
+            post(mute_track),
         )
         .route("/admin/drain", post(drain))
 }
@@ -209,6 +215,10 @@ const WORKER_SILENT: AdminError = AdminError(
 );
 const NO_PARTICIPANT: AdminError =
     AdminError(StatusCode::NOT_FOUND, "no such participant in this room");
+const NO_TRACK: AdminError = AdminError(
+    StatusCode::NOT_FOUND,
+    "the participant publishes no such track",
+);
 
 /// The room of an admin request, if the token covers it and a worker hosts it.
 fn hosted_room(
@@ -273,6 +283,39 @@ async fn remove_participant(
     }
     tracing::info!(%room, participant = %id, "participant removed by an operator");
     Ok(Json(Removed { removed: 1 }))
+}
+
+#[derive(Debug, Serialize)]
+struct Muted {
+    muted: bool,
+}
+
+/// `POST /admin/rooms/{room}/participants/{id}/tracks/{track}/mute`: stops
+/// forwarding the track and shows it muted to the room and its publisher.
+/// There is no remote unmute: the participant unmutes itself.
+async fn mute_track(
+    State(state): State<AppState>,
+    Extension(scope): Extension<AdminScope>,
+    Path((room, participant, track)): Path<(String, String, String)>,
+) -> Result<Json<Muted>, AdminError> {
+    let (room, worker) = hosted_room(&state, &scope, &room)?;
+    let id = participant
+        .parse::<ParticipantId>()
+        .map_err(|()| NO_PARTICIPANT)?;
+    let track = track.parse::<TrackId>().map_err(|()| NO_TRACK)?;
+    let muted = state
+        .worker(worker)
+        .mute_by_operator(room.clone(), id, track, WORKER_REPLY_TIMEOUT)
+        .await
+        .ok_or(WORKER_SILENT)?;
+    match muted {
+        Ok(()) => {
+            tracing::info!(%room, participant = %id, %track, "track muted by an operator");
+            Ok(Json(Muted { muted: true }))
+        }
+        Err(MuteError::NoSuchTrack(_) | MuteError::UnknownTrack(_)) => Err(NO_TRACK),
+        Err(MuteError::NotJoined) => Err(NO_PARTICIPANT),
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -72,6 +72,9 @@ pub fn server_message(event: ParticipantEvent) -> Option<ServerMessage> {
             sdp: offer.to_sdp_string(),
             tracks: tracks.into_iter().map(subscribed_track).collect(),
         },
+        ParticipantEvent::MutedByOperator { mid } => ServerMessage::MutedByOperator {
+            mid: mid.to_string(),
+        },
         ParticipantEvent::Removed(LeaveReason::Left) => return None,
         ParticipantEvent::Removed(reason) => ServerMessage::error(
             ErrorCode::Fatal,

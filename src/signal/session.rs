@@ -407,7 +407,7 @@ impl ErrorCodeOf for MuteError {
     fn code(&self) -> ErrorCode {
         match self {
             MuteError::NotJoined => ErrorCode::NotJoined,
-            MuteError::UnknownTrack(_) => ErrorCode::UnknownTrack,
+            MuteError::UnknownTrack(_) | MuteError::NoSuchTrack(_) => ErrorCode::UnknownTrack,
         }
     }
 }

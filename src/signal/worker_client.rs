@@ -199,6 +199,24 @@ impl<'a> WorkerClient<'a> {
         .await
     }
 
+    /// Mutes `id`'s `track` in `room` for an operator; `None` if the worker
+    /// did not answer in time.
+    pub async fn mute_by_operator(
+        self,
+        room: RoomName,
+        id: ParticipantId,
+        track: TrackId,
+        timeout: Duration,
+    ) -> Option<Result<(), MuteError>> {
+        self.ask(timeout, |reply| Command::OperatorMute {
+            room,
+            id,
+            track,
+            reply,
+        })
+        .await
+    }
+
     /// Removes everyone in `room`; answers how many.
     pub async fn close_room(self, room: RoomName, timeout: Duration) -> Option<usize> {
         self.ask(timeout, |reply| Command::CloseRoom { room, reply })

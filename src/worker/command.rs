@@ -89,6 +89,14 @@ pub enum Command {
         reason: LeaveReason,
         reply: oneshot::Sender<bool>,
     },
+    /// An operator mutes a participant's track in `room` (media stops; only
+    /// the participant unmutes it).
+    OperatorMute {
+        room: RoomName,
+        id: ParticipantId,
+        track: TrackId,
+        reply: oneshot::Sender<Result<(), MuteError>>,
+    },
     /// An operator closes `room`; replies how many were removed.
     CloseRoom {
         room: RoomName,

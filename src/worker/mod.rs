@@ -444,6 +444,14 @@ impl Worker {
             } => {
                 let _ = reply.send(self.core.remove_from_room(now, &room, id, reason));
             }
+            Command::OperatorMute {
+                room,
+                id,
+                track,
+                reply,
+            } => {
+                let _ = reply.send(self.core.mute_by_operator(now, &room, id, track));
+            }
             Command::CloseRoom { room, reply } => {
                 let _ = reply.send(self.core.close_room(now, &room));
             }

@@ -186,6 +186,12 @@ pub enum ServerMessage {
         mid: String,
         layers: Vec<LayerActivity>,
     },
+    /// An operator muted the client's own track on publish-connection
+    /// `mid`: the server forwards none of it until the client unmutes it
+    /// (`mute` with `muted: false`). The client shows it as muted.
+    MutedByOperator {
+        mid: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
