@@ -125,6 +125,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         timeouts: config.timeouts,
         ice_servers: config.ice_servers.clone().into(),
         drain: drain.clone(),
+        allowed_origins: Arc::new(config.allowed_origins.clone()),
     };
     let max_connections = config.max_connections;
     let header_timeout = config.timeouts.header;

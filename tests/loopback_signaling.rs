@@ -77,6 +77,8 @@ async fn an_oversize_message_closes_only_that_connection() {
     ws.join("big", "sender").await;
     let huge = json!({"type": "publish_offer", "sdp": "x".repeat(100 * 1024)});
     ws.send_json(huge).await;
+    // The server says why (1009) and closes cleanly: the close frame is
+    // not lost to a reset caused by the unread rest of the message.
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.stream.next())
             .await
@@ -84,12 +86,21 @@ async fn an_oversize_message_closes_only_that_connection() {
         {
             Some(Ok(Message::Close(frame))) => break frame,
             Some(Ok(_)) => continue,
-            _ => break None,
+            other => panic!("no close frame, got {other:?}"),
         }
     };
-    if let Some(frame) = close {
-        assert_eq!(u16::from(frame.code), 1009, "message too big");
-    }
+    let frame = close.expect("the close frame has a code");
+    assert_eq!(u16::from(frame.code), 1009, "message too big");
+    let after = tokio::time::timeout(Duration::from_secs(5), ws.stream.next())
+        .await
+        .expect("the stream ends");
+    assert!(
+        matches!(
+            after,
+            None | Some(Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed))
+        ),
+        "a clean end, not a reset: {after:?}"
+    );
     // The server is fine: a new connection works.
     let mut other = Ws::connect(&server).await;
     other.join("big", "next").await;
@@ -180,4 +191,90 @@ impl SendBinary
             .await
             .unwrap();
     }
+}
+
+/// Sends a raw WebSocket upgrade with these extra header lines; returns the
+/// status line's code.
+async fn upgrade_status(addr: std::net::SocketAddr, extra: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_with_a_bad_key_or_from_another_site_are_refused() {
+    let server = common::server::start(1, |_| {}).await;
+    let addr = server.http_addr();
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    assert_eq!(
+        upgrade_status(addr, KEY).await,
+        101,
+        "no Origin: not a browser"
+    );
+    let own = format!("{KEY}Origin: http://{addr}\r\n");
+    assert_eq!(
+        upgrade_status(addr, &own).await,
+        101,
+        "the server's own page"
+    );
+    let foreign = format!("{KEY}Origin: https://evil.example\r\n");
+    assert_eq!(upgrade_status(addr, &foreign).await, 403, "another site");
+    for bad in [
+        "Sec-WebSocket-Key: x\r\n",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n",
+    ] {
+        assert_eq!(upgrade_status(addr, bad).await, 400, "{bad:?}");
+    }
+    server.shutdown().await;
+
+    // An app on another site, once allowed.
+    let server = common::server::start(1, |c| {
+        c.allowed_origins =
+            cascade::signal::origin::AllowedOrigins::parse(&["https://app.example".into()])
+                .unwrap();
+    })
+    .await;
+    let addr = server.http_addr();
+    let app = format!("{KEY}Origin: https://app.example\r\n");
+    assert_eq!(upgrade_status(addr, &app).await, 101, "a listed origin");
+    let foreign = format!("{KEY}Origin: https://evil.example\r\n");
+    assert_eq!(upgrade_status(addr, &foreign).await, 403);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framework_errors_read_like_cascades_own() {
+    use common::http::request;
+    let server = common::server::start(1, |_| {}).await;
+    let addr = server.http_addr();
+    let r = request(addr, "GET", "/no/such/path", &[], b"").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body, "no such endpoint\n");
+    let origin = ("Origin", "https://app.example");
+    let r = request(addr, "PUT", "/whip/room", &[origin], b"").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body, "this endpoint does not take that method\n");
+    assert!(r.header("allow").is_some(), "{:?}", r.headers);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let big = vec![b'v'; 70 * 1024];
+    let sdp = ("Content-Type", "application/sdp");
+    let r = request(addr, "POST", "/whip/room", &[sdp, origin], &big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.body, "the body is larger than 64 KiB\n");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    server.shutdown().await;
 }

@@ -320,3 +320,56 @@ async fn a_whep_viewer_receives_a_bundled_client_participant() {
     speaker.await.unwrap().expect("bot ran");
     server.shutdown().await;
 }
+
+/// An offer the server could answer but with nothing to carry: every
+/// m-line inactive, or only codecs it does not support. Each is refused
+/// with 400 and leaves no participant behind (the room never hears of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_with_no_usable_media_are_refused_with_400() {
+    let server = common::server::start(1, |_| {}).await;
+    let mut watcher = Ws::connect(&server).await;
+    watcher.join("studio", "watcher").await;
+    let addr = server.http_addr();
+
+    let publish = peer::offer(Direction::SendOnly).await.sdp;
+    let view = peer::offer(Direction::RecvOnly).await.sdp;
+    let unknown_codecs = |sdp: &str| -> String {
+        sdp.lines()
+            .map(|line| match line.strip_prefix("a=rtpmap:") {
+                Some(rest) => {
+                    let (pt, codec) = rest.split_once(' ').unwrap();
+                    let clock = codec.split_once('/').map_or("90000", |(_, c)| c);
+                    format!("a=rtpmap:{pt} X-NOTACODEC/{clock}\r\n")
+                }
+                None => format!("{line}\r\n"),
+            })
+            .collect()
+    };
+    let cases = [
+        ("/whip/studio", publish.replace("a=sendonly", "a=inactive")),
+        ("/whip/studio", unknown_codecs(&publish)),
+        ("/whep/studio", view.replace("a=recvonly", "a=inactive")),
+        ("/whep/studio", unknown_codecs(&view)),
+    ];
+    for (path, offer) in &cases {
+        assert_ne!(offer, &publish);
+        let r = request(addr, "POST", path, &[SDP], offer.as_bytes()).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.body.contains("no audio or video"), "{path}: {}", r.body);
+        assert!(r.header("location").is_none());
+    }
+    // The room heard of nobody; a usable offer still joins.
+    let (_, _publisher) = post_offer(&server, "/whip/studio", Direction::SendOnly, Some(1)).await;
+    let first = watcher
+        .recv_until(|m| matches!(m, ServerMessage::ParticipantJoined { .. }))
+        .await;
+    let rooms = request(addr, "GET", "/admin/rooms", &[], b"").await;
+    let rooms: serde_json::Value = serde_json::from_str(&rooms.body).unwrap();
+    assert_eq!(
+        rooms["rooms"][0]["participants"].as_array().unwrap().len(),
+        2,
+        "the watcher and the one usable publisher: {rooms}"
+    );
+    assert!(matches!(first, ServerMessage::ParticipantJoined { .. }));
+    server.shutdown().await;
+}

@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use crate::auth::mint::CreateToken;
 use crate::auth::{Access, KeyError, KeySet};
 use crate::signal::limits::LimitsConfig;
+use crate::signal::origin::{AllowedOrigins, OriginError};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +144,16 @@ pub struct Args {
     #[arg(long, env = "CASCADE_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
+    /// Origin of a web app on another site whose pages may open the
+    /// signaling WebSocket (`https://app.example.org`), beside the server's
+    /// own pages; `*` allows any. Repeat for several.
+    #[arg(
+        long = "allowed-origin",
+        env = "CASCADE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
     /// How long a drain (SIGTERM or `POST /admin/drain`) waits for rooms to
     /// empty before removing everyone and exiting, e.g. `90s`, `10m`. `0s`
     /// stops at once.
@@ -213,6 +224,8 @@ pub struct Config {
     pub ice_servers: Vec<String>,
     /// How long a drain waits for rooms to empty.
     pub drain_timeout: Duration,
+    /// Which other sites' pages may open the signaling WebSocket.
+    pub allowed_origins: AllowedOrigins,
 }
 
 /// A configuration mistake, explained for the operator.
@@ -243,6 +256,8 @@ pub enum ConfigError {
     },
     #[error("{addr} is not a loopback address and no API keys are set, so anyone who reaches it could join any room: pass --api-key and --api-secret (or --keys-file), or --insecure-open to run open anyway")]
     OpenOnPublicAddress { addr: IpAddr },
+    #[error(transparent)]
+    Origin(#[from] OriginError),
     #[error("--ice-server {0:?} must start with stun:, stuns:, turn: or turns:")]
     IceServer(String),
 }
@@ -336,6 +351,7 @@ impl TryFrom<Args> for Config {
             max_rooms: args.max_rooms,
             ice_servers: args.ice_servers,
             drain_timeout: args.drain_timeout,
+            allowed_origins: AllowedOrigins::parse(&args.allowed_origins)?,
         })
     }
 }

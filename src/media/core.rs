@@ -38,6 +38,7 @@ use super::errors::{
 };
 use super::events::{CoreEvent, ParticipantEvent};
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
+use super::lifecycle::answer_carries_media;
 use super::membership::{MediaGrants, Membership, ParticipantMode, TrackRef, VideoPreference};
 use super::peer::{PeerRole, MAX_EARLY_STUN};
 use super::scheduler::Scheduler;
@@ -184,6 +185,13 @@ impl MediaCore {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| JoinError::InvalidSdp(e.to_string()))?;
+        if !answer_carries_media(&answer.to_sdp_string(), role) {
+            let what = match role {
+                PeerRole::Publish => "receive",
+                PeerRole::Subscribe => "send",
+            };
+            return Err(JoinError::NoUsableMedia(what));
+        }
         let key = self.insert_peer(rtc, request.id, role);
         let (subscribe, publish) = match role {
             PeerRole::Publish => (None, Some(key)),

@@ -80,6 +80,8 @@ pub enum JoinError {
     Forbidden(&'static str),
     #[error("the room is full")]
     RoomFull,
+    #[error("the offer has no audio or video the server can {0}: every m-line is inactive or uses codecs it does not support")]
+    NoUsableMedia(&'static str),
 }
 
 /// Why [`MediaCore::publish_offer`] failed.

@@ -242,3 +242,52 @@ impl MediaCore {
         }
     }
 }
+
+/// Whether `answer` (SDP text) keeps an audio or video m-line on which the
+/// server receives (`Publish`) or sends (`Subscribe`): one that is not
+/// rejected (port 0) nor, from that side, inactive. An offer with only
+/// unknown codecs, or with every m-line inactive, has none, and a WHIP/WHEP
+/// client answered anyway would sit in the room with nothing to carry.
+pub(super) fn answer_carries_media(answer: &str, role: PeerRole) -> bool {
+    let wanted: &[&str] = match role {
+        PeerRole::Publish => &["a=recvonly", "a=sendrecv"],
+        PeerRole::Subscribe => &["a=sendonly", "a=sendrecv"],
+    };
+    answer.split("\nm=").skip(1).any(|section| {
+        let mut lines = section.lines().map(str::trim_end);
+        let header = lines.next().unwrap_or_default();
+        let mut fields = header.split_whitespace();
+        let kind = fields.next().unwrap_or_default();
+        let port = fields.next().unwrap_or("0");
+        (kind == "audio" || kind == "video")
+            && port != "0"
+            && lines.any(|line| wanted.contains(&line))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=inactive\r\n";
+
+    #[test]
+    fn an_answer_carries_media_only_on_a_live_m_line_in_the_right_direction() {
+        assert!(answer_carries_media(ANSWER, PeerRole::Publish));
+        assert!(!answer_carries_media(ANSWER, PeerRole::Subscribe));
+        let rejected = ANSWER.replace("m=audio 9", "m=audio 0");
+        assert!(
+            !answer_carries_media(&rejected, PeerRole::Publish),
+            "port 0"
+        );
+        let inactive = ANSWER.replace("a=recvonly", "a=inactive");
+        assert!(!answer_carries_media(&inactive, PeerRole::Publish));
+        let data_only = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sendrecv\r\n";
+        assert!(!answer_carries_media(data_only, PeerRole::Publish));
+        assert!(!answer_carries_media("", PeerRole::Subscribe));
+        let viewer = ANSWER.replace("a=inactive", "a=sendonly");
+        assert!(answer_carries_media(&viewer, PeerRole::Subscribe));
+    }
+}

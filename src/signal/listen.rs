@@ -8,7 +8,9 @@
 //!   `header_timeout` (also between keep-alive requests): one that
 //!   sends nothing, or trickles a header byte by byte, is closed;
 //! - every request carries the peer's address (`ConnectInfo<SocketAddr>`)
-//!   for the per-address limits (`super::limits`).
+//!   for the per-address limits (`super::limits`);
+//! - a connection the server is done with lingers before it closes
+//!   (`super::linger`), so what it sent last is not lost to a reset.
 //!
 //! Bodies and whole requests are bounded by `super::app`'s layers.
 
@@ -28,6 +30,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+
+use super::linger::Lingering;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for the
 /// connections still serving a request.
@@ -87,7 +91,7 @@ pub async fn serve(
             }
             let connection = builder
                 .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
+                    TokioIo::new(Lingering::new(stream)),
                     TowerToHyperService::new(service),
                 )
                 .into_owned();

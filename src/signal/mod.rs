@@ -13,13 +13,17 @@
 //! - [`admin`]: metrics, readiness, the room service API;
 //! - [`limits`]: per-address session and join-rate limits;
 //! - [`listen`]: the accept loop with its connection cap and header timeout;
+//!   `linger`: the lingering close its connections end with;
+//! - [`origin`]: which sites' pages may open the signaling WebSocket;
 //! - [`worker_client`]: commands to a worker and its one error type;
 //! - [`protocol`]: domain events to `cascade_protocol` messages.
 
 pub mod admin;
 mod assets;
 pub mod limits;
+mod linger;
 pub mod listen;
+pub mod origin;
 pub mod protocol;
 mod session;
 mod whip;
@@ -32,7 +36,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware::{self, map_response, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -46,6 +50,7 @@ use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::worker::{Directory, WorkerHandle};
 use limits::Limits;
+use origin::AllowedOrigins;
 
 /// State shared by all handlers.
 #[derive(Clone)]
@@ -65,6 +70,8 @@ pub struct AppState {
     pub ice_servers: Arc<[String]>,
     /// Set once the server drains: no new joins.
     pub drain: Arc<Drain>,
+    /// Which other sites' pages may open the signaling WebSocket.
+    pub allowed_origins: Arc<AllowedOrigins>,
 }
 
 impl AppState {
@@ -82,6 +89,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(admin::readyz))
         .merge(whip::routes(state.clone()))
+        .fallback(no_such_endpoint)
+        .layer(map_response(plain_errors))
         .layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -157,6 +166,32 @@ pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
     let mut line = words.join(" ").replace(" at ", " ");
     line.truncate(200);
     line
+}
+
+/// `404` for a path no route serves, as one line like every other error.
+async fn no_such_endpoint() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// Gives the framework's own `405` and `413` (which have an empty or
+/// framework-worded body) Cascade's one-line text, keeping their headers
+/// (`Allow`, CORS).
+async fn plain_errors(response: Response) -> Response {
+    let message = match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => "this endpoint does not take that method".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the body is larger than {} KiB",
+            whip::MAX_BODY_BYTES / 1024
+        ),
+        _ => return response,
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Response::from_parts(parts, format!("{message}\n").into())
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -5,7 +5,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 
@@ -20,13 +20,26 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
-/// `GET /ws`: upgrade and run a signaling session, if the peer's address
-/// may open another.
+/// `GET /ws`: upgrade and run a signaling session, if the page's origin is
+/// allowed and the peer's address may open another.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    if !valid_key(&headers) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)",
+        );
+    }
+    if !state.allowed_origins.admits(&headers) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "this page's origin may not open a signaling socket (the server's --allowed-origin)",
+        );
+    }
     let slot = match state.limits.open_session(peer.ip()) {
         Ok(slot) => slot,
         Err(limited) => return too_many(&limited),
@@ -34,6 +47,21 @@ pub async fn upgrade(
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| run(socket, state, peer, slot))
+}
+
+/// Whether the upgrade's `Sec-WebSocket-Key` is a base64 16-byte value, as
+/// RFC 6455 section 4.2.1 requires (axum checks only that it is there).
+fn valid_key(headers: &HeaderMap) -> bool {
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return false;
+    };
+    let key = key.as_bytes();
+    let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    // 16 bytes are 22 base64 digits and "==", the last digit holding 2 bits.
+    key.len() == 24
+        && key[..22].iter().all(alphabet)
+        && &key[22..] == b"=="
+        && b"AQgw".contains(&key[21])
 }
 
 /// `429` with `Retry-After`.
@@ -115,4 +143,38 @@ where
     // strings, numbers, booleans and lists.
     let json = serde_json::to_string(message).expect("server messages serialize");
     sink.send(Message::Text(json.into())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn key(value: &str) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        valid_key(&h)
+    }
+
+    #[test]
+    fn a_websocket_key_is_16_bytes_of_base64() {
+        assert!(key("dGhlIHNhbXBsZSBub25jZQ=="), "RFC 6455's example");
+        assert!(key("AAAAAAAAAAAAAAAAAAAAAA=="));
+        assert!(!valid_key(&HeaderMap::new()), "missing");
+        for bad in [
+            "",
+            "x",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            "dGhlIHNhbXBsZSBub25jZQ===",
+            "dGhlIHNhbXBsZSBub25jZB==",
+            "dGhlIHNhbXBsZSBub25j!Q==",
+            "dGhlIHNhbXBsZSBub25jZQ==dGhl",
+        ] {
+            assert!(!key(bad), "{bad:?}");
+        }
+    }
 }

@@ -305,7 +305,7 @@ fn join_error(e: WorkerError<JoinError>) -> HttpError {
             StatusCode::NOT_FOUND,
             JoinError::NoSuchParticipant.to_string(),
         ),
-        WorkerError::Rejected(e @ JoinError::InvalidSdp(_)) => {
+        WorkerError::Rejected(e @ (JoinError::InvalidSdp(_) | JoinError::NoUsableMedia(_))) => {
             HttpError::new(StatusCode::BAD_REQUEST, e.to_string())
         }
         WorkerError::Rejected(JoinError::RoomFull) => {
