@@ -1,7 +1,8 @@
-//! The config file on the real binary: a `--config` file configures the
-//! server, an environment variable beats the file, and a flag beats both;
-//! a file with a key that is no flag stops the server at start with an
-//! error naming the key. The worker count is the setting observed (it shows
+//! Start-up configuration on the real binary: a `--config` file configures
+//! the server, an environment variable beats the file, and a flag beats
+//! both; a file with a key that is no flag stops the server at start with an
+//! error naming the key; without API keys the server refuses to start on a
+//! non-loopback address and names the fix. The worker count is the setting observed (it shows
 //! in `/readyz`); the parsing of every other key is unit-tested in
 //! `src/config/file.rs`, and the sample's coverage of every flag there too.
 //!
@@ -76,4 +77,25 @@ async fn an_unknown_key_stops_the_server_at_start_naming_it() {
         stderr.contains("\"wrokers\"") && stderr.contains(file.path()),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn without_keys_the_server_refuses_to_start_open_on_a_public_address() {
+    // Refused before anything is bound: no traffic leaves loopback.
+    for args in [
+        &["--http-addr", "0.0.0.0:0"][..],
+        &["--media-addr", "0.0.0.0", "--public-ip", "192.0.2.7"],
+    ] {
+        let output = tokio::process::Command::new(BINARY)
+            .args(args)
+            .output()
+            .await
+            .expect("cascade runs");
+        assert!(!output.status.success(), "{args:?} must not start");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--api-key") && stderr.contains("--insecure-open"),
+            "{args:?}: the error names the fix: {stderr}"
+        );
+    }
 }
