@@ -100,7 +100,7 @@ const HANDLERS = {
     const kind = onMutedByOperator(s, m);
     if (!kind) return;
     renderLocalControls(s);
-    showError(`An operator muted your ${kind === 'audio' ? 'microphone' : 'camera'}`);
+    showNotice(`An operator muted your ${kind === 'audio' ? 'microphone' : 'camera'}; unmute it when you are ready`);
   },
   candidate: onRemoteCandidate,
   error: onServerError,
@@ -114,9 +114,20 @@ const HANDLERS = {
 /** Shows an error banner in the page (and the console); keeps the last few. */
 function showError(text) {
   console.error('[cascade] error:', text);
+  showBanner(text, 'error');
+}
+
+/** Shows a notice (something the user should know that is no error). */
+function showNotice(text) {
+  console.info('[cascade] notice:', text);
+  showBanner(text, 'notice');
+}
+
+/** A dismissable banner of `kind` ("error" or "notice", its class and test id). */
+function showBanner(text, kind) {
   const item = document.createElement('div');
-  item.className = 'error';
-  item.dataset.testid = 'error';
+  item.className = kind;
+  item.dataset.testid = kind;
   const message = document.createElement('span');
   message.textContent = text;
   const close = document.createElement('button');

@@ -36,7 +36,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, startServer,
+  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, startServer, sleep,
   waitFor as waitForWithin,
 } from './support.mjs';
 
@@ -392,6 +392,38 @@ step('mic mute on A shows audio-muted on B and C, and unmuted again', async () =
   }
   await click('Alice', 'toggle-mic');
   await expectTileAttr(['Bob', 'Carol'], 'Alice', 'audioMuted', 'false');
+});
+
+step('an operator mutes A\'s mic: A is told and shows it muted, B and C see it; A unmutes', async () => {
+  const admin = execFileSync(CASCADE_BIN, ['token', 'create', '--identity', 'ops', '--room-admin'], {
+    env: { ...process.env, ...API_KEYS },
+    encoding: 'utf8',
+  }).trim().split('\n')[0];
+  const headers = { Authorization: `Bearer ${admin}` };
+  const rooms = await (await fetch(`${ctx.baseUrl}/admin/rooms`, { headers })).json();
+  const alice = rooms.rooms.find((r) => r.name === ROOM).participants.find((p) => p.name === 'Alice');
+  const audio = alice.published.find((t) => t.kind === 'audio');
+  assert.ok(audio, `Alice publishes audio: ${JSON.stringify(alice)}`);
+  const path = `/admin/rooms/${encodeURIComponent(ROOM)}/participants/${alice.id}/tracks/${audio.id}/mute`;
+  const muted = await fetch(`${ctx.baseUrl}${path}`, { method: 'POST', headers });
+  assert.equal(muted.status, 200, await muted.text());
+
+  await expectTileAttr(['Bob', 'Carol'], 'Alice', 'audioMuted', 'true');
+  await waitFor('Alice\'s page to show her mic muted by an operator', async () => {
+    const state = await peer('Alice').page.evaluate(() => ({
+      pressed: document.querySelector('[data-testid="toggle-mic"]').getAttribute('aria-pressed'),
+      notices: [...document.querySelectorAll('[data-testid="notice"]')].map((n) => n.textContent),
+    }));
+    return { ok: state.pressed === 'true' && state.notices.some((n) => n.includes('operator muted')), detail: state };
+  });
+  await click('Alice', 'toggle-mic');
+  await expectTileAttr(['Bob', 'Carol'], 'Alice', 'audioMuted', 'false');
+  await waitFor('Bob to receive Alice\'s audio again', async () => {
+    const before = (await snapshot(peer('Bob').page)).audioPackets[alice.id] || 0;
+    await sleep(1000);
+    const after = (await snapshot(peer('Bob').page)).audioPackets[alice.id] || 0;
+    return { ok: after > before, detail: { before, after } };
+  });
 });
 
 step('C leaves: A and B shrink to one remote tile', async () => {
