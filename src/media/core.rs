@@ -480,16 +480,25 @@ impl MediaCore {
             destination: self.config.candidate_addr,
             contents,
         };
+        let is_check = stun_local_ufrag(datagram).is_some();
+        let mut verified = false;
         self.scheduler.drive(key, now, |peer| {
-            if peer.awaiting_answer && stun_local_ufrag(datagram).is_some() {
+            if peer.awaiting_answer && is_check {
                 if peer.early_stun.len() < MAX_EARLY_STUN {
                     peer.early_stun.push((source, datagram.to_vec()));
                 }
                 tracing::debug!(%source, held = peer.early_stun.len(), "ICE check before the answer: held");
                 return None;
             }
-            Some(Input::Receive(now, receive))
+            let input = Input::Receive(now, receive);
+            // Only a check with the right credentials teaches demux the
+            // address; anyone can name a ufrag (see `demux`).
+            verified = is_check && peer.rtc.accepts(&input);
+            Some(input)
         });
+        if verified {
+            self.demux.learn(source, key);
+        }
         self.process_events(now);
     }
 
@@ -596,6 +605,11 @@ impl MediaCore {
     /// Number of live peer connections (for leak checks).
     pub fn peer_count(&self) -> usize {
         self.scheduler.peer_count()
+    }
+
+    /// Number of remote addresses demux routes by (for leak checks).
+    pub fn routed_address_count(&self) -> usize {
+        self.demux.address_count()
     }
 
     // -------------------------------------------------------------- internals

@@ -4,13 +4,24 @@
 //! maps straight to its peer; before that (and whenever a client switches
 //! candidate pair) the STUN binding request's USERNAME, `local:remote` ufrags,
 //! names the peer. `Rtc::accepts` would be a linear scan over every peer.
+//!
+//! Anyone who saw a ufrag can send requests naming it, from any address, so
+//! routing by ufrag teaches nothing: the core [`Demux::learn`]s an address
+//! only once the peer's `Rtc` accepted the request (its integrity), and at
+//! most [`MAX_ADDRESSES_PER_PEER`] per peer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 
 use super::ids::PeerKey;
+
+/// Addresses kept per peer, the most recently checked: a client checks from
+/// each of its candidates (host IPv4 and IPv6, server-reflexive, relayed),
+/// a handful. Bounds the table against a client that checks, with valid
+/// credentials, from ever new ports.
+pub const MAX_ADDRESSES_PER_PEER: usize = 8;
 
 /// Address and ufrag maps from datagrams to peers.
 #[derive(Debug, Default)]
@@ -18,30 +29,78 @@ pub struct Demux {
     /// Keyed by addresses that passed an ICE check, so a cheap hash is safe.
     by_addr: FxHashMap<SocketAddr, PeerKey>,
     by_ufrag: HashMap<String, PeerKey>,
+    /// Each peer's ufrag and learnt addresses, which `remove` forgets.
+    peers: FxHashMap<PeerKey, Routes>,
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    ufrag: Option<String>,
+    /// Oldest check first.
+    addresses: VecDeque<SocketAddr>,
 }
 
 impl Demux {
-    /// Registers a peer under its local ICE ufrag.
+    /// Registers a peer under its local ICE ufrag, replacing the one it had
+    /// (an ICE restart): the old one no longer routes.
     pub fn insert(&mut self, ufrag: String, key: PeerKey) {
+        let routes = self.peers.entry(key).or_default();
+        if let Some(old) = routes.ufrag.replace(ufrag.clone()) {
+            self.forget_ufrag(&old, key);
+        }
         self.by_ufrag.insert(ufrag, key);
     }
 
     /// Forgets a peer and every address learnt for it.
     pub fn remove(&mut self, key: PeerKey) {
-        self.by_ufrag.retain(|_, k| *k != key);
-        self.by_addr.retain(|_, k| *k != key);
+        let Some(routes) = self.peers.remove(&key) else {
+            return;
+        };
+        if let Some(ufrag) = routes.ufrag {
+            self.forget_ufrag(&ufrag, key);
+        }
+        for address in routes.addresses {
+            self.by_addr.remove(&address);
+        }
     }
 
-    /// The peer a datagram from `source` is for, learning the address when
-    /// the datagram is a STUN request naming a known ufrag.
-    pub fn route(&mut self, source: SocketAddr, datagram: &[u8]) -> Option<PeerKey> {
+    /// The peer a datagram from `source` is for: the one a STUN binding
+    /// request names, else the one the address was learnt for.
+    pub fn route(&self, source: SocketAddr, datagram: &[u8]) -> Option<PeerKey> {
         if let Some(ufrag) = stun_local_ufrag(datagram) {
             if let Some(&key) = self.by_ufrag.get(ufrag) {
-                self.by_addr.insert(source, key);
                 return Some(key);
             }
         }
         self.by_addr.get(&source).copied()
+    }
+
+    /// Routes datagrams from `source` to `key` from now on, after `key`'s
+    /// `Rtc` accepted a binding request from there. Forgets the peer's
+    /// least recently checked address past [`MAX_ADDRESSES_PER_PEER`].
+    pub fn learn(&mut self, source: SocketAddr, key: PeerKey) {
+        let Some(routes) = self.peers.get_mut(&key) else {
+            return;
+        };
+        routes.addresses.retain(|a| *a != source);
+        routes.addresses.push_back(source);
+        if routes.addresses.len() > MAX_ADDRESSES_PER_PEER {
+            if let Some(oldest) = routes.addresses.pop_front() {
+                self.by_addr.remove(&oldest);
+            }
+        }
+        if let Some(previous) = self.by_addr.insert(source, key).filter(|k| *k != key) {
+            // Another peer had it (a NAT gave its port to a new client).
+            if let Some(routes) = self.peers.get_mut(&previous) {
+                routes.addresses.retain(|a| *a != source);
+            }
+        }
+    }
+
+    fn forget_ufrag(&mut self, ufrag: &str, key: PeerKey) {
+        if self.by_ufrag.get(ufrag) == Some(&key) {
+            self.by_ufrag.remove(ufrag);
+        }
     }
 
     /// Number of learnt addresses (for leak checks in tests).
@@ -111,6 +170,44 @@ mod tests {
         );
     }
 
+    /// Found by `tests/hostile_input.rs`: every check naming a known ufrag
+    /// taught demux its source address, so spoofed checks grew the table
+    /// without bound (and could point a participant's address elsewhere).
+    #[test]
+    fn a_peer_keeps_only_its_most_recently_checked_addresses() {
+        let mut demux = Demux::default();
+        demux.insert("srv1".into(), PeerKey(1));
+        let addr = |port| SocketAddr::from(([192, 0, 2, 1], port));
+        for port in 0..100 {
+            demux.learn(addr(port), PeerKey(1));
+        }
+        assert_eq!(demux.address_count(), MAX_ADDRESSES_PER_PEER);
+        assert_eq!(demux.route(addr(99), &[0x80]), Some(PeerKey(1)));
+        assert_eq!(demux.route(addr(0), &[0x80]), None);
+        // An address checked again is the most recent again.
+        demux.learn(addr(92), PeerKey(1));
+        demux.learn(addr(100), PeerKey(1));
+        assert_eq!(demux.route(addr(92), &[0x80]), Some(PeerKey(1)));
+        assert_eq!(demux.route(addr(93), &[0x80]), None);
+        demux.remove(PeerKey(1));
+        assert_eq!(demux.address_count(), 0);
+    }
+
+    /// Found by `tests/hostile_input.rs`: each ICE restart added a ufrag
+    /// and none was forgotten before the peer left.
+    #[test]
+    fn an_ice_restart_replaces_the_ufrag() {
+        let mut demux = Demux::default();
+        let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        demux.insert("old".into(), PeerKey(1));
+        demux.insert("new".into(), PeerKey(1));
+        assert_eq!(demux.route(client, &binding_request("old:x")), None);
+        assert_eq!(
+            demux.route(client, &binding_request("new:x")),
+            Some(PeerKey(1))
+        );
+    }
+
     #[test]
     fn rejects_non_stun_and_truncated_input() {
         assert_eq!(stun_local_ufrag(&[0x80; 40]), None);
@@ -130,6 +227,9 @@ mod tests {
             demux.route(client, &binding_request("srv1:x")),
             Some(PeerKey(3))
         );
+        // Routing by ufrag alone teaches nothing: the check is not verified.
+        assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), None);
+        demux.learn(client, PeerKey(3));
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), Some(PeerKey(3)));
         demux.remove(PeerKey(3));
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), None);

@@ -164,7 +164,13 @@ pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
         .filter(|w| !w.starts_with("PointerOffset("))
         .collect();
     let mut line = words.join(" ").replace(" at ", " ");
-    line.truncate(200);
+    // At most 200 bytes, cut on a character boundary (the text may quote
+    // the client's non-ASCII input).
+    let cut = (0..=line.len().min(200))
+        .rev()
+        .find(|&i| line.is_char_boundary(i))
+        .unwrap_or(0);
+    line.truncate(cut);
     line
 }
 
@@ -208,6 +214,16 @@ mod tests {
         let line = one_line(&raw);
         assert!(!line.contains('\n') && !line.contains("0x7f"), "{line}");
         assert!(line.contains("Unexpected `h`"), "{line}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        for pad in 0..4 {
+            let text = format!("{}{}", "x".repeat(pad), "é".repeat(150));
+            let line = one_line(&text);
+            assert!(line.len() <= 200 && line.len() >= 198, "{}", line.len());
+            assert!(text.starts_with(&line));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -76,12 +77,14 @@ async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: Sessio
     let mut session = Session::new(state, peer.ip());
     let join_deadline = tokio::time::sleep(join_timeout);
     tokio::pin!(join_deadline);
+    // Whether the server sent a close frame, and so awaits the client's.
+    let mut closing = false;
     loop {
         tokio::select! {
             () = &mut join_deadline, if !session.is_joined() => {
                 let reply = ServerMessage::error(ErrorCode::Fatal, format!("no join within {} s", join_timeout.as_secs()));
                 let _ = send(&mut sink, &reply).await;
-                let _ = sink.send(close(CLOSE_POLICY, "no join")).await;
+                closing = sink.send(close(CLOSE_POLICY, "no join")).await.is_ok();
                 break;
             }
             incoming = stream.next() => {
@@ -96,6 +99,9 @@ async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: Sessio
                     Some(Ok(_)) => continue, // ping/pong are answered by axum
                     Some(Err(e)) => {
                         if e.to_string().contains("too long") {
+                            // The stream cannot be read past this frame: no
+                            // close reply to wait for (the lingering close
+                            // keeps the reset away, `super::linger`).
                             let _ = sink.send(close(CLOSE_TOO_BIG, "message too big")).await;
                         }
                         tracing::debug!(error = %e, "websocket read failed");
@@ -107,7 +113,7 @@ async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: Sessio
                     if send(&mut sink, &reply).await.is_err() { break; }
                 }
                 if flow == Flow::Stop {
-                    let _ = sink.send(close(CLOSE_NORMAL, "left")).await;
+                    closing = sink.send(close(CLOSE_NORMAL, "left")).await.is_ok();
                     break;
                 }
             }
@@ -117,7 +123,7 @@ async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: Sessio
                     // The worker removed us (timeout, shutdown); its last
                     // message said why.
                     None => {
-                        let _ = sink.send(close(CLOSE_GOING_AWAY, "removed")).await;
+                        closing = sink.send(close(CLOSE_GOING_AWAY, "removed")).await.is_ok();
                         break;
                     }
                 }
@@ -125,7 +131,34 @@ async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, _slot: Sessio
         }
     }
     session.end().await;
+    if closing {
+        await_close_reply(&mut stream).await;
+    }
     let _ = sink.close().await;
+}
+
+/// How long the server waits for the client's close frame after sending its
+/// own.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Completes the closing handshake (RFC 6455 section 7.1.1): reads, and
+/// drops, what the client still sends until its close frame, the end of the
+/// stream or the timeout. Closing the TCP connection before the client's
+/// close frame arrived would answer it with a reset, and a reset can
+/// destroy the server's last messages (why it removed the client) before
+/// the client reads them.
+async fn await_close_reply<S>(stream: &mut S)
+where
+    S: StreamExt<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn close(code: u16, reason: &'static str) -> Message {

@@ -23,7 +23,7 @@ use openssl::x509::X509;
 use str0m::crypto::dtls::{DtlsCert, DtlsImplError, DtlsInstance, DtlsOutput};
 use str0m::crypto::dtls::{KeyingMaterial, ProtocolVersion, SrtpProfile};
 
-use super::datagrams::Datagrams;
+use super::datagrams::{has_short_protected_record, Datagrams};
 
 /// RFC 5764 label for the SRTP master keys and salts.
 const SRTP_EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
@@ -232,6 +232,19 @@ impl OpensslDtls {
         (running > 0).then(|| Duration::from_secs(secs) + Duration::from_micros(micros.into()))
     }
 
+    /// The shortest record of a protected epoch worth handing to OpenSSL.
+    /// OpenSSL 3.0 takes an AEAD record shorter than its explicit nonce and
+    /// tag (8 + 16 bytes for AES-GCM, the 16-byte tag for ChaCha20-Poly1305)
+    /// for an internal error and fails the connection, where it drops other
+    /// bad records. No real record is that short: CBC records are at least
+    /// 32 bytes, and while the suite is unknown AES-GCM's bound holds.
+    fn min_protected_record(&self) -> usize {
+        match self.stream.ssl().current_cipher() {
+            Some(cipher) if cipher.name().contains("CHACHA20") => 16,
+            _ => 24,
+        }
+    }
+
     fn active(&self) -> Option<bool> {
         match self.phase {
             Phase::Idle => None,
@@ -255,6 +268,15 @@ impl DtlsInstance for OpensslDtls {
     }
 
     fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        // Anyone who knows the peer's address can send such a record; RFC
+        // 6347 4.1.2.7 says to discard invalid records silently. Only once
+        // connected: handshake messages (hellos carry the version bytes
+        // and random data) could match, and a retransmission would too.
+        let connected = matches!(self.phase, Phase::Connected { .. });
+        if connected && has_short_protected_record(packet, self.min_protected_record()) {
+            tracing::trace!(len = packet.len(), "short DTLS record dropped");
+            return Ok(());
+        }
         // str0m sends an empty "packet" to kick off a client handshake.
         if !packet.is_empty() {
             if self.stream.get_ref().incoming.len() >= MAX_QUEUED {
@@ -691,6 +713,25 @@ mod tests {
         server.handle_packet(&again).unwrap();
         let (c, s) = handshake(client.as_mut(), server.as_mut(), Instant::now());
         assert_eq!(c.keys.map(|k| k.0), s.keys.map(|k| k.0));
+    }
+
+    /// Found by `tests/hostile_input.rs`: one spoofed 14-byte datagram, a
+    /// record of the current epoch too short for AES-GCM, ended a
+    /// connected peer ("unexpected EOF" from OpenSSL 3.0).
+    #[test]
+    fn a_short_record_of_the_current_epoch_is_dropped_and_data_still_crosses() {
+        let now = Instant::now();
+        let (mut client, _) = ours(now);
+        let (mut server, _) = ours(now);
+        handshake(client.as_mut(), server.as_mut(), now);
+        let short = [20, 254, 253, 0, 1, 0, 0, 0, 0, 0, 5, 0, 1, 1];
+        assert!(server.handle_packet(&short).is_ok());
+
+        assert_eq!(client.send_application_data(b"sctp").unwrap(), 4);
+        let mut s = Seen::default();
+        pump(client.as_mut(), server.as_mut(), &mut Seen::default());
+        pump(server.as_mut(), client.as_mut(), &mut s);
+        assert_eq!(s.data, vec![b"sctp".to_vec()]);
     }
 
     #[test]
