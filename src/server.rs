@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::media::CoreConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SessionKind};
 use crate::signal::limits::Limits;
 use crate::signal::{self, listen, AppState};
 use crate::worker::{self, Command, Directory, WorkerHandle, WorkerStartError};
@@ -37,6 +37,10 @@ pub enum StartError {
 
 /// How often a drain looks whether the rooms have emptied.
 const DRAIN_POLL: Duration = Duration::from_millis(200);
+
+/// How long a shutdown waits for WebSocket sessions to close (their close
+/// handshake waits up to 2 s for the client).
+const SESSIONS_END_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A running server.
 pub struct Server {
@@ -234,6 +238,15 @@ impl Server {
         }
         let _ = self.stop_http.send(());
         let _ = self.http.await;
+        // Upgraded WebSockets are not the accept loop's connections any
+        // more: wait (bounded) until they have told their clients why they
+        // end and closed, or an exit right after would cut them off.
+        let deadline = tokio::time::Instant::now() + SESSIONS_END_TIMEOUT;
+        while self.metrics.active_sessions(SessionKind::Ws) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         stop_workers(&self.workers, self.threads);
     }
 }

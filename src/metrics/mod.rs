@@ -335,6 +335,13 @@ impl Metrics {
         }
     }
 
+    /// Sessions of `kind` open now.
+    pub fn active_sessions(&self, kind: SessionKind) -> i64 {
+        self.active_sessions
+            .with_label_values(&[kind.as_str()])
+            .get()
+    }
+
     /// Records whether worker `index` answered in time and how many commands
     /// wait in its queue.
     pub fn set_worker_state(&self, index: usize, ready: bool, queue_depth: usize) {
