@@ -144,7 +144,8 @@ struct SendSideBandwidthEstimator {
     started_at: Option<Instant>,
     alr_detector: AlrDetector,
     link_capacity_estimator: LinkCapacityEstimator,
-    last_updated_estimate: Option<Bitrate>,
+    /// The estimate and its cause last fed to probe control and ALR detection.
+    last_updated: Option<(Bitrate, BandwidthLimitedCause)>,
 }
 
 impl SendSideBandwidthEstimator {
@@ -167,7 +168,7 @@ impl SendSideBandwidthEstimator {
             started_at: None,
             alr_detector,
             link_capacity_estimator: LinkCapacityEstimator::new(),
-            last_updated_estimate: None,
+            last_updated: None,
         }
     }
 
@@ -352,18 +353,23 @@ impl SendSideBandwidthEstimator {
         let Some(estimate) = self.last_estimate() else {
             return;
         };
-        // Did it change?
-        if self.last_updated_estimate == Some(estimate) {
+        // Did it, or what limits it, change? The cause gates probing, and it
+        // can change while the estimate holds (the loss controller handing
+        // back to the delay-based estimate, overuse clearing): probe control
+        // must hear of that too, as WebRTC's `MaybeTriggerOnNetworkChanged`
+        // tells it on a loss-based state change, or it keeps refusing to
+        // probe on a cause that is long gone and an application-limited
+        // estimate never moves again.
+        let cause = self.bandwidth_limited_cause();
+        if self.last_updated == Some((estimate, cause)) {
             return;
         }
-
-        let cause = self.bandwidth_limited_cause();
 
         self.probe_control.set_estimated_bitrate(estimate, cause);
         self.alr_detector.set_estimated_bitrate(estimate);
 
-        // Don't update until this changes.
-        self.last_updated_estimate = Some(estimate);
+        // Don't update until either changes.
+        self.last_updated = Some((estimate, cause));
     }
 
     fn bandwidth_limited_cause(&self) -> BandwidthLimitedCause {
@@ -552,6 +558,40 @@ mod test {
                     .is_none()
             );
         }
+    }
+
+    #[test]
+    fn probing_resumes_when_the_loss_limit_clears_while_the_estimate_holds() {
+        let start = Instant::now();
+        let initial = Bitrate::kbps(600);
+        let mut bwe = SendSideBandwidthEstimator::new(initial);
+        // Initial probing: two clusters, then the wait for their results.
+        assert!(bwe.handle_timeout(initial, true, start).is_some());
+        assert!(bwe.handle_timeout(initial, true, start).is_some());
+
+        // The loss controller limits the estimate, then lets it recover to
+        // what the delay-based estimate says (as a probe result sets both):
+        // no probing while loss-limited.
+        let mut now = start + Duration::from_secs(2);
+        bwe.loss_controller
+            .force_state(LossControllerState::Decreasing);
+        for loss_limit in [Bitrate::kbps(400), initial] {
+            bwe.loss_controller.set_bandwidth_estimate(loss_limit);
+            assert!(bwe.handle_timeout(initial, true, now).is_none());
+            now += Duration::from_millis(100);
+        }
+
+        // It hands back to the delay-based estimate, the same value. Demand
+        // rising must probe again: the cleared cause reaches probe control
+        // even though the estimate did not move.
+        bwe.loss_controller
+            .force_state(LossControllerState::DelayBased);
+        assert_eq!(bwe.last_estimate(), Some(initial));
+        let probe = bwe.handle_timeout(Bitrate::mbps(2), true, now);
+        assert!(
+            probe.is_some_and(|p| p.target_bitrate() > initial),
+            "an allocation probe once no longer loss-limited"
+        );
     }
 
     #[test]
