@@ -145,25 +145,11 @@ async fn whip_and_whep_need_the_grant_of_what_they_do() {
             ..join_grant("demo")
         },
     ));
-    let r = request(
-        addr,
-        "POST",
-        "/whip/demo",
-        &[SDP, ("Authorization", &viewer_only)],
-        publish.sdp.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whip/demo", &viewer_only, &publish.sdp).await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("canPublish"), "{}", r.body);
     let wrong_room = bearer(&join_token("other", "cam"));
-    let r = request(
-        addr,
-        "POST",
-        "/whip/demo",
-        &[SDP, ("Authorization", &wrong_room)],
-        publish.sdp.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whip/demo", &wrong_room, &publish.sdp).await;
     assert_eq!(r.status, 403);
     let deaf = bearer(&token(
         "tv",
@@ -172,26 +158,12 @@ async fn whip_and_whep_need_the_grant_of_what_they_do() {
             ..join_grant("demo")
         },
     ));
-    let r = request(
-        addr,
-        "POST",
-        "/whep/demo",
-        &[SDP, ("Authorization", &deaf)],
-        view.sdp.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whep/demo", &deaf, &view.sdp).await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("canSubscribe"), "{}", r.body);
 
     let cam = bearer(&join_token("demo", "cam"));
-    let r = request(
-        addr,
-        "POST",
-        "/whip/demo",
-        &[SDP, ("Authorization", &cam)],
-        publish.sdp.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whip/demo", &cam, &publish.sdp).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let location = r.header("location").expect("Location").to_string();
     let intruder = bearer(&join_token("demo", "intruder"));
@@ -300,14 +272,7 @@ async fn the_room_service_api_mutes_a_track_and_only_for_room_admins() {
         .await;
     let publish = common::peer::offer(Direction::SendOnly).await;
     let cam = format!("Bearer {}", join_token("demo", "cam"));
-    let r = request(
-        addr,
-        "POST",
-        "/whip/demo",
-        &[SDP, ("Authorization", &cam)],
-        publish.sdp.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whip/demo", &cam, &publish.sdp).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let _peer = publish.start(&r.body, Some(1));
 
@@ -394,4 +359,21 @@ async fn the_room_service_api_mutes_a_track_and_only_for_room_admins() {
         rooms.body
     );
     server.shutdown().await;
+}
+
+/// POSTs a WHIP/WHEP offer with `authorization` (`Bearer <token>`).
+async fn post_offer(
+    addr: std::net::SocketAddr,
+    path: &str,
+    authorization: &str,
+    sdp: &str,
+) -> common::http::Response {
+    request(
+        addr,
+        "POST",
+        path,
+        &[SDP, ("Authorization", authorization)],
+        sdp.as_bytes(),
+    )
+    .await
 }

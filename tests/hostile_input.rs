@@ -86,3 +86,15 @@ pub fn run<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> TestCaseResult) 
         panic!("{failure}");
     }
 }
+
+/// A runtime and a real server on it (one worker, default flags) for the
+/// properties that probe the server over its sockets.
+pub fn served() -> (tokio::runtime::Runtime, cascade::server::Server) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(cascade_test_support::server::start(1, |_| {}));
+    (runtime, server)
+}

@@ -40,7 +40,7 @@ use super::events::{CoreEvent, ParticipantEvent};
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
 use super::lifecycle::answer_carries_media;
 use super::membership::{MediaGrants, Membership, ParticipantMode, TrackRef, VideoPreference};
-use super::peer::{PeerRole, MAX_EARLY_STUN};
+use super::peer::{PeerRole, MAX_EARLY_STUN, MAX_REMOTE_CANDIDATES};
 use super::scheduler::Scheduler;
 use super::stats::{CoreStats, Sample, Telemetry};
 
@@ -269,6 +269,10 @@ impl MediaCore {
     ) -> Result<(), CandidateError> {
         let key = self.connection(id, role)?;
         if let Some(peer) = self.scheduler.get_mut(key) {
+            if peer.remote_candidates >= MAX_REMOTE_CANDIDATES {
+                return Err(CandidateError::TooMany(MAX_REMOTE_CANDIDATES));
+            }
+            peer.remote_candidates += 1;
             peer.rtc.add_remote_candidate(candidate);
         }
         self.scheduler.mark_dirty(key);

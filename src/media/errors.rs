@@ -125,6 +125,8 @@ pub enum CandidateError {
     NotJoined,
     #[error("that peer connection has not been negotiated yet")]
     NoSuchConnection,
+    #[error("too many candidates: at most {0} per connection")]
+    TooMany(usize),
 }
 
 /// Why [`MediaCore::set_muted`] failed.

@@ -59,7 +59,7 @@ pub use events::{
 };
 pub use ids::{DisplayName, Identity, NameError, ParticipantId, PeerKey, RoomName, TrackId};
 pub use membership::{MediaGrants, ParticipantMode, VideoPreference};
-pub use peer::PeerRole;
+pub use peer::{PeerRole, MAX_REMOTE_CANDIDATES};
 pub use stats::CoreStats;
 
 /// How often str0m reports per-stream statistics (RTT, NACK/PLI/FIR counts,

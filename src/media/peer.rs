@@ -48,10 +48,20 @@ pub struct Peer {
     /// soon as they have answered, which usually beats the answer's trip
     /// through signaling; dropping it costs a 250 ms STUN retransmission.
     pub early_stun: Vec<(std::net::SocketAddr, Vec<u8>)>,
+    /// Remote candidates trickled so far. str0m keeps every distinct one for
+    /// the connection's life (only its candidate pairs are capped), so a
+    /// client could otherwise grow that list without bound.
+    pub(super) remote_candidates: usize,
 }
 
 /// At most this many early STUN requests are kept per connection.
 pub const MAX_EARLY_STUN: usize = 8;
+
+/// At most this many remote candidates are trickled per connection. A browser
+/// sends a handful per network interface; Cascade answers as ICE-lite and
+/// learns the working address from the client's checks anyway, so refusing
+/// more costs a real client nothing.
+pub const MAX_REMOTE_CANDIDATES: usize = 64;
 
 impl Peer {
     pub fn new(rtc: Rtc, owner: ParticipantId, role: PeerRole) -> Self {
@@ -64,6 +74,7 @@ impl Peer {
             connected: false,
             awaiting_answer: false,
             early_stun: Vec::new(),
+            remote_candidates: 0,
         }
     }
 

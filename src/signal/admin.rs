@@ -241,6 +241,21 @@ fn hosted_room(
     Ok((room, worker))
 }
 
+/// [`hosted_room`], plus the participant id parsed from the path (the
+/// worker says whether it is there).
+fn hosted_participant(
+    state: &AppState,
+    scope: &AdminScope,
+    room: &str,
+    participant: &str,
+) -> Result<(RoomName, usize, ParticipantId), AdminError> {
+    let (room, worker) = hosted_room(state, scope, room)?;
+    let id = participant
+        .parse::<ParticipantId>()
+        .map_err(|()| NO_PARTICIPANT)?;
+    Ok((room, worker, id))
+}
+
 #[derive(Debug, Serialize)]
 struct Removed {
     removed: usize,
@@ -269,10 +284,7 @@ async fn remove_participant(
     Extension(scope): Extension<AdminScope>,
     Path((room, participant)): Path<(String, String)>,
 ) -> Result<Json<Removed>, AdminError> {
-    let (room, worker) = hosted_room(&state, &scope, &room)?;
-    let id = participant
-        .parse::<ParticipantId>()
-        .map_err(|()| NO_PARTICIPANT)?;
+    let (room, worker, id) = hosted_participant(&state, &scope, &room, &participant)?;
     let present = state
         .worker(worker)
         .remove(room.clone(), id, LeaveReason::Removed, WORKER_REPLY_TIMEOUT)
@@ -298,10 +310,7 @@ async fn mute_track(
     Extension(scope): Extension<AdminScope>,
     Path((room, participant, track)): Path<(String, String, String)>,
 ) -> Result<Json<Muted>, AdminError> {
-    let (room, worker) = hosted_room(&state, &scope, &room)?;
-    let id = participant
-        .parse::<ParticipantId>()
-        .map_err(|()| NO_PARTICIPANT)?;
+    let (room, worker, id) = hosted_participant(&state, &scope, &room, &participant)?;
     let track = track.parse::<TrackId>().map_err(|()| NO_TRACK)?;
     let muted = state
         .worker(worker)

@@ -389,7 +389,9 @@ impl ErrorCodeOf for CandidateError {
     fn code(&self) -> ErrorCode {
         match self {
             CandidateError::NotJoined => ErrorCode::NotJoined,
-            CandidateError::NoSuchConnection => ErrorCode::InvalidCandidate,
+            CandidateError::NoSuchConnection | CandidateError::TooMany(_) => {
+                ErrorCode::InvalidCandidate
+            }
         }
     }
 }

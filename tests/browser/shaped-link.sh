@@ -81,6 +81,11 @@ ip netns add "$NS_SRV"
 ip netns add "$NS_CLI"
 for ns in "$NS_SRV" "$NS_CLI"; do
   ip -n "$ns" link set lo up
+  # No IPv6 on the veth: its link-local address would appear a second or two
+  # after the link comes up (duplicate address detection), and Chromium
+  # aborts every load in flight on that address change (ERR_NETWORK_CHANGED,
+  # a publisher that never joined in CI). The test uses IPv4 only.
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 done
 # The pair is made inside the namespaces: nothing is added to this host's own network.
 ip link add "$VETH_SRV" netns "$NS_SRV" type veth peer name "$VETH_CLI" netns "$NS_CLI"
@@ -90,7 +95,9 @@ ip -n "$NS_SRV" link set "$VETH_SRV" up
 ip -n "$NS_CLI" link set "$VETH_CLI" up
 # Bounded wait for the carrier (the peer end comes up a moment later).
 for _ in $(seq 1 50); do
-  ip -n "$NS_CLI" link show "$VETH_CLI" | grep -q 'state UP' && break
+  ip -n "$NS_CLI" link show "$VETH_CLI" | grep -q 'state UP' &&
+    ip -n "$NS_SRV" link show "$VETH_SRV" | grep -q 'state UP' &&
+    [ -z "$(ip -n "$NS_SRV" addr show tentative)$(ip -n "$NS_CLI" addr show tentative)" ] && break
   sleep 0.1
 done
 # shellcheck disable=SC2086 # SHAPING is a list of tc arguments

@@ -13,7 +13,6 @@ use cascade::media::{
     MediaGrants, OfferError, ParticipantEvent, ParticipantId, ParticipantMode, PeerRole, RoomName,
 };
 use cascade_test_support::http::request;
-use cascade_test_support::server;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
@@ -130,6 +129,17 @@ impl Harness {
             identity: None,
             grants: MediaGrants::ALL,
         }
+    }
+
+    /// A participant in both directions joins a fresh room; its subscribe
+    /// offer waits in the events.
+    fn join_full(&mut self, prefix: &str) -> ParticipantId {
+        let room = self.room(prefix);
+        let request = self.request(&room, ParticipantMode::Full);
+        let id = request.id;
+        let rtc = server_rtc(self.now, PeerRole::Subscribe);
+        self.core.join(self.now, request, rtc).expect("join");
+        id
     }
 
     /// Drains transmits; returns the events.
@@ -282,11 +292,7 @@ fn mutated_publish_offers_are_answered_or_refused_and_publishing_still_works() {
         let h = &mut *harness.borrow_mut();
         let before = h.counts();
         let text = apply(&bases[base], &edits);
-        let room = h.room("publisher");
-        let request = h.request(&room, ParticipantMode::Full);
-        let id = request.id;
-        let rtc = server_rtc(h.now, PeerRole::Subscribe);
-        h.core.join(h.now, request, rtc).expect("join");
+        let id = h.join_full("publisher");
         if let Ok(offer) = SdpOffer::from_sdp_string(&text) {
             let rtc = Some(server_rtc(h.now, PeerRole::Publish));
             match h.core.publish_offer(h.now, id, rtc, offer) {
@@ -325,11 +331,7 @@ fn mutated_subscribe_answers_are_accepted_or_refused_and_offered_again() {
     run(edits(Text::Unicode), |edits| {
         let h = &mut *harness.borrow_mut();
         let before = h.counts();
-        let room = h.room("subscriber");
-        let request = h.request(&room, ParticipantMode::Full);
-        let id = request.id;
-        let rtc = server_rtc(h.now, PeerRole::Subscribe);
-        h.core.join(h.now, request, rtc).expect("join");
+        let id = h.join_full("subscriber");
         let offer = Harness::subscribe_offer(h.drain(), id).expect("a first subscribe offer");
         let text = apply(&answer(&mut subscriber(), offer), &edits);
         if let Ok(mutated) = SdpAnswer::from_sdp_string(&text) {
@@ -361,11 +363,7 @@ fn mutated_candidates_are_added_or_refused() {
     run(mutated(CANDIDATE.to_string(), 4, Text::Unicode), |text| {
         let h = &mut *harness.borrow_mut();
         let before = h.counts();
-        let room = h.room("trickle");
-        let request = h.request(&room, ParticipantMode::Full);
-        let id = request.id;
-        let rtc = server_rtc(h.now, PeerRole::Subscribe);
-        h.core.join(h.now, request, rtc).expect("join");
+        let id = h.join_full("trickle");
         let line = text.trim();
         let line = line.strip_prefix("a=").unwrap_or(line);
         if let Ok(candidate) = Candidate::from_sdp_string(line) {
@@ -389,17 +387,51 @@ fn mutated_candidates_are_added_or_refused() {
     });
 }
 
+/// A client that trickles candidate after candidate is refused once the
+/// connection holds the most Cascade keeps: str0m never forgets a remote
+/// candidate, so without the cap its list would grow with every message.
+#[test]
+fn trickled_candidates_are_bounded_per_connection() {
+    let mut h = Harness::new();
+    let before = h.counts();
+    let id = h.join_full("trickle-flood");
+    let candidate = |port: u16| {
+        Candidate::host(SocketAddr::from(([192, 0, 2, 10], port)), "udp").expect("host candidate")
+    };
+    let limit = cascade::media::MAX_REMOTE_CANDIDATES;
+    for port in 0..limit {
+        let added = h.core.add_remote_candidate(
+            h.now,
+            id,
+            PeerRole::Subscribe,
+            candidate(1000 + port as u16),
+        );
+        assert!(added.is_ok(), "candidate {port} refused: {:?}", added.err());
+    }
+    for port in limit..limit + 3 {
+        let refused = h.core.add_remote_candidate(
+            h.now,
+            id,
+            PeerRole::Subscribe,
+            candidate(1000 + port as u16),
+        );
+        assert!(
+            matches!(refused, Err(cascade::media::CandidateError::TooMany(n)) if n == limit),
+            "candidate {port} past the cap: {refused:?}"
+        );
+    }
+    h.tick();
+    h.core.leave(h.now, id, LeaveReason::Left);
+    h.drain();
+    assert_eq!(h.counts(), before);
+}
+
 /// WHIP and WHEP bodies, mutated or arbitrary bytes, against a real server:
 /// 201 (then the session is deleted) or a 4xx, never a 5xx; PATCH bodies
 /// on a live session likewise.
 #[test]
 fn mutated_whip_and_whep_bodies_get_a_201_or_a_4xx() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = runtime.block_on(server::start(1, |_| {}));
+    let (runtime, server) = crate::served();
     let addr = server.http_addr();
     let bases = publish_offers();
     let body = prop_oneof![

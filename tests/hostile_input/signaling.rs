@@ -8,7 +8,7 @@ use cascade_protocol::{
     ClientMessage, ErrorCode, LayerActivity, ParticipantInfo, PauseReason, PcKind, ServerMessage,
     SubscribedTrack, TrackInfo, TrackKind, CLIENT_MESSAGE_TYPES, MAX_MESSAGE_BYTES,
 };
-use cascade_test_support::server::{self, Ws};
+use cascade_test_support::server::Ws;
 use futures_util::SinkExt;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -312,12 +312,7 @@ async fn probe(
 /// still answers a ping.
 #[test]
 fn the_server_answers_hostile_frames_and_keeps_the_connection() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = runtime.block_on(server::start(1, |_| {}));
+    let (runtime, server) = crate::served();
     let case = Cell::new(0u64);
     run((any::<bool>(), frame()), |(join, frame)| {
         case.set(case.get() + 1);

@@ -432,6 +432,9 @@ async fn add_candidates(
 /// A trickle or restart for a connection that cannot take it (yet).
 fn conflict(e: WorkerError<CandidateError>) -> HttpError {
     match e {
+        WorkerError::Rejected(e @ CandidateError::TooMany(_)) => {
+            HttpError::new(StatusCode::BAD_REQUEST, e.to_string())
+        }
         WorkerError::Rejected(e) => HttpError::new(StatusCode::CONFLICT, e.to_string()),
         other => other.into(),
     }
