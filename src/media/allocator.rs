@@ -23,7 +23,12 @@
 //! [`UPGRADE_HEADROOM`] over the layer's price and wait [`UPGRADE_HOLD`]
 //! after a downgrade or pause of the same video; an upgrade goes one layer
 //! at a time and only once the estimate allowed it for [`UPGRADE_STABLE`],
-//! so layers do not flap on a noisy estimate or a probe's overshoot. To find more capacity,
+//! so layers do not flap on a noisy estimate or a probe's overshoot. A
+//! resume starts again from the lowest layer. An upgrade is on trial for
+//! [`UPGRADE_TRIAL`]: moved down for bandwidth within it, its layer is out of
+//! reach for [`FAILED_UPGRADE_HOLD`], doubled for each failure in a row (a
+//! bursty shaper lets short probes through whole, so the estimate can
+//! promise a layer the link cannot carry, again and again). To find more capacity,
 //! the allocator tells str0m what it would like to send
 //! (`bwe().set_bitrate`): str0m probes towards it.
 
@@ -35,7 +40,7 @@ use str0m::media::MediaKind;
 use super::core::MediaCore;
 use super::events::{ParticipantEvent, PauseReason};
 use super::ids::ParticipantId;
-use super::membership::{Membership, Subscription};
+use super::membership::{Membership, Subscription, UpgradeTrial};
 use super::simulcast::Layer;
 
 /// An upgrade needs this much more estimate than the new layer's price.
@@ -51,6 +56,18 @@ pub const LOWEST_LAYER_KEEP: f64 = 0.6;
 
 /// After a video was moved down, it is not moved up for this long.
 pub const UPGRADE_HOLD: Duration = Duration::from_secs(4);
+
+/// An upgrade is on trial this long: moved down again for bandwidth before
+/// it ends, the upgrade failed.
+pub const UPGRADE_TRIAL: Duration = Duration::from_secs(6);
+
+/// After a failed upgrade, the layer it reached is not tried again for this
+/// long, doubled for each further failure in a row up to
+/// [`MAX_FAILED_UPGRADE_HOLD`].
+pub const FAILED_UPGRADE_HOLD: Duration = Duration::from_secs(10);
+
+/// The longest a failed upgrade's layer is kept out of reach.
+pub const MAX_FAILED_UPGRADE_HOLD: Duration = Duration::from_secs(80);
 
 /// How long after a subscribe connection's estimate first arrives a
 /// single-layer video may be paused: the initial estimate is a guess, and a
@@ -401,6 +418,13 @@ impl MediaCore {
                         false => Some(at),
                     }
                 }
+                // A resume starts from the lowest layer and climbs like
+                // any upgrade: the estimate that allows more may be the
+                // same kind of overshoot that caused the pause.
+                (Decision::Layer(_), None) if sub.told_paused == Some(PauseReason::Bandwidth) => {
+                    sub.upgrade_since = None;
+                    demands[n].layers.iter().position(Option::is_some)
+                }
                 (Decision::Layer(l), _) => {
                     sub.upgrade_since = None;
                     Some(l)
@@ -419,6 +443,9 @@ impl MediaCore {
             if down {
                 sub.upgrade_hold_until = Some(now + UPGRADE_HOLD);
             }
+            let for_bandwidth =
+                down && before.is_some_and(|b| demands[n].cap.is_some_and(|cap| cap >= b));
+            judge_trial(&mut sub.trial, now, before, target, for_bandwidth);
             if sub.down.set_target(target) && target != before {
                 keyframes.push((source, target));
             }
@@ -495,6 +522,39 @@ impl MediaCore {
     }
 }
 
+/// Puts an upgrade on trial, ends a trial that held, and fails one moved
+/// down for bandwidth (the preference allowed the old layer): its layer is
+/// then out of reach for a while, longer after each failure in a row.
+fn judge_trial(
+    trial: &mut UpgradeTrial,
+    now: Instant,
+    before: Option<usize>,
+    target: Option<usize>,
+    for_bandwidth: bool,
+) {
+    if let Some((layer, at)) = trial.upgraded {
+        let moved_below = target.is_none_or(|t| t < layer);
+        if now >= at + UPGRADE_TRIAL {
+            trial.upgraded = None;
+            trial.failures = 0;
+        } else if moved_below && for_bandwidth {
+            trial.upgraded = None;
+            trial.failures = (trial.failures + 1).min(8);
+            let hold = FAILED_UPGRADE_HOLD
+                .saturating_mul(1 << (trial.failures - 1))
+                .min(MAX_FAILED_UPGRADE_HOLD);
+            trial.ceiling = Some((layer, now + hold));
+        } else if moved_below {
+            trial.upgraded = None;
+        }
+    }
+    if let (Some(b), Some(t)) = (before, target) {
+        if t > b {
+            trial.upgraded = Some((t, now));
+        }
+    }
+}
+
 fn differs_by_a_tenth(a: u64, b: u64) -> bool {
     a.abs_diff(b) * 10 > a.max(b)
 }
@@ -537,11 +597,17 @@ fn demands_of(
 
 fn demand(sub: &Subscription, layers: &[Layer], now: Instant) -> Demand {
     let pref = sub.preference;
+    // A failed upgrade's layer is out of reach for a while (not the lowest:
+    // that one is the pause logic's).
+    let ceiling = match sub.trial.ceiling {
+        Some((layer, until)) if layer > 0 && now < until => layer - 1,
+        _ => usize::MAX,
+    };
     Demand {
         layers: (0..layers.len()).map(|l| layer_price(layers, l)).collect(),
         cap: pref
             .visible
-            .then(|| layer_cap(layers, pref.width, pref.height)),
+            .then(|| layer_cap(layers, pref.width, pref.height).min(ceiling)),
         current: sub.down.target(),
         hold: sub.upgrade_hold_until.is_some_and(|t| now < t),
         priority: 0,
@@ -562,6 +628,34 @@ mod tests {
             priority: 0,
             ever_flowed: true,
         }
+    }
+
+    #[test]
+    fn an_upgrade_moved_down_on_trial_puts_its_layer_out_of_reach_longer_each_time() {
+        let t0 = Instant::now();
+        let mut trial = UpgradeTrial::default();
+        let mut now = t0;
+        for failures in 1..=5u32 {
+            judge_trial(&mut trial, now, Some(1), Some(2), false);
+            assert_eq!(trial.upgraded, Some((2, now)));
+            now += Duration::from_secs(2);
+            judge_trial(&mut trial, now, Some(2), Some(1), true);
+            let hold = FAILED_UPGRADE_HOLD
+                .saturating_mul(1 << (failures - 1))
+                .min(MAX_FAILED_UPGRADE_HOLD);
+            assert_eq!(trial.failures, failures);
+            assert_eq!(trial.ceiling, Some((2, now + hold)), "failure {failures}");
+            now += hold;
+        }
+        // An upgrade that outlives its trial clears the failures.
+        judge_trial(&mut trial, now, Some(1), Some(2), false);
+        now += UPGRADE_TRIAL;
+        judge_trial(&mut trial, now, Some(2), Some(2), false);
+        assert_eq!((trial.upgraded, trial.failures), (None, 0));
+        // A move down the subscriber asked for (smaller tile) is no failure.
+        judge_trial(&mut trial, now, Some(1), Some(2), false);
+        judge_trial(&mut trial, now, Some(2), Some(0), false);
+        assert_eq!((trial.upgraded, trial.failures), (None, 0));
     }
 
     fn layers(a: &Allocation) -> Vec<Decision> {

@@ -291,6 +291,22 @@ pub struct Subscription {
     pub short_since: Option<Instant>,
     /// Since when the allocation allows a higher layer than the target.
     pub upgrade_since: Option<Instant>,
+    /// Whether the last upgrade holds, and what failed ones cost.
+    pub trial: UpgradeTrial,
+}
+
+/// The allocator's memory of upgrades that did not hold: an estimate
+/// inflated by probes that a bursty shaper let through (its bucket absorbs a
+/// probe whole) allows a layer the link cannot carry, and trying that layer
+/// again and again freezes the video each time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UpgradeTrial {
+    /// The layer the last upgrade reached, and when, while on trial.
+    pub upgraded: Option<(usize, Instant)>,
+    /// Upgrades in a row that were moved down again while on trial.
+    pub failures: u32,
+    /// No upgrade to this layer or above before the instant.
+    pub ceiling: Option<(usize, Instant)>,
 }
 
 /// How a subscriber shows a remote video: whether at all, and at what size
@@ -325,6 +341,7 @@ impl Subscription {
             upgrade_hold_until: None,
             short_since: None,
             upgrade_since: None,
+            trial: UpgradeTrial::default(),
         }
     }
 
@@ -340,6 +357,7 @@ impl Subscription {
             upgrade_hold_until: None,
             short_since: None,
             upgrade_since: None,
+            trial: UpgradeTrial::default(),
         }
     }
 
