@@ -219,6 +219,7 @@ async function onJoined(s, msg) {
     log(`server speaks protocol version ${msg.version}, we speak ${PROTOCOL_VERSION}`);
   }
   s.participantId = msg.participant_id;
+  s.iceServers = msg.ice_servers || [];
   ui.roomLabel.textContent = `Room: ${msg.room || s.room}`;
   for (const p of msg.participants || []) addParticipant(s, p);
   log('joined', s.room, 'as', s.participantId);

@@ -7,12 +7,21 @@
 import { log, errorText } from './log.js';
 import { send } from './signaling.js';
 
-/** Loopback and LAN deployments need no STUN; Cascade is ICE-lite with host candidates. */
-const RTC_CONFIG = { iceServers: [] };
+/**
+ * The ICE servers are the ones `joined` gave (STUN, and TURN with this
+ * participant's short-lived credentials); none on loopback and LAN, where
+ * Cascade's host candidates suffice. A join link with `?relay=1` sends all
+ * media through TURN (`iceTransportPolicy: 'relay'`), which hides the
+ * browser's addresses from the server and tests a TURN deployment.
+ */
+function rtcConfig(s) {
+  const relay = new URLSearchParams(location.search).get('relay') === '1';
+  return { iceServers: s.iceServers || [], iceTransportPolicy: relay ? 'relay' : 'all' };
+}
 
 /** A peer connection that trickles its candidates as `pcName` and reports its state changes. */
 export function newPeerConnection(s, pcName, onStateChange) {
-  const pc = new RTCPeerConnection(RTC_CONFIG);
+  const pc = new RTCPeerConnection(rtcConfig(s));
   pc.onicecandidate = (e) => onLocalCandidate(s, pcName, e.candidate);
   pc.onconnectionstatechange = () => onStateChange(s, pcName, pc);
   return pc;

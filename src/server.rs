@@ -127,7 +127,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         access: Arc::new(config.access.clone()),
         limits: Limits::new(config.limits),
         timeouts: config.timeouts,
-        ice_servers: config.ice_servers.clone().into(),
+        ice_servers: Arc::new(config.ice_servers.clone()),
         drain: drain.clone(),
         allowed_origins: Arc::new(config.allowed_origins.clone()),
     };

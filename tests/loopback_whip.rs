@@ -5,6 +5,7 @@ use cascade_test_support as common;
 
 use std::time::Duration;
 
+use cascade::signal::ice_servers::IceServers;
 use cascade_protocol::ServerMessage;
 use common::eventually;
 use common::http::request;
@@ -122,7 +123,12 @@ async fn whip_publishers_join_rooms_and_whep_viewers_follow_them() {
 async fn whip_http_semantics_and_errors() {
     let server = common::server::start(1, |c| {
         common::tokens::require_tokens(c);
-        c.ice_servers = vec!["stun:stun.example.org:3478".into()];
+        c.ice_servers = IceServers::new(
+            vec!["stun:stun.example.org:3478".into()],
+            Vec::new(),
+            None,
+            Duration::from_secs(60),
+        );
     })
     .await;
     let addr = server.http_addr();

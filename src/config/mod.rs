@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::auth::mint::CreateToken;
 use crate::auth::{Access, KeyError, KeySet};
+use crate::signal::ice_servers::IceServers;
 use crate::signal::limits::LimitsConfig;
 use crate::signal::origin::{AllowedOrigins, OriginError};
 
@@ -173,6 +174,27 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub ice_servers: Vec<String>,
+
+    /// TURN server URL given to clients with short-lived credentials from
+    /// --turn-secret (coturn's REST-API scheme), e.g.
+    /// `turn:turn.example.org:3478?transport=udp`. Repeat for several.
+    #[arg(long = "turn-url", env = "CASCADE_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// The secret shared with the TURN server (coturn `use-auth-secret`,
+    /// `static-auth-secret`). Prefer the environment variable.
+    #[arg(long, env = "CASCADE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long TURN credentials stay valid, e.g. `6h`. A call that outlasts
+    /// them keeps its relay until the TURN server next checks them.
+    #[arg(
+        long,
+        env = "CASCADE_TURN_TTL",
+        default_value = "24h",
+        value_parser = humantime::parse_duration
+    )]
+    pub turn_ttl: Duration,
 }
 
 /// What the binary does besides serving.
@@ -221,7 +243,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub max_participants_per_room: usize,
     pub max_rooms: usize,
-    pub ice_servers: Vec<String>,
+    /// `--ice-server`s, and `--turn-url`s with what mints their credentials.
+    pub ice_servers: IceServers,
     /// How long a drain waits for rooms to empty.
     pub drain_timeout: Duration,
     /// Which other sites' pages may open the signaling WebSocket.
@@ -260,6 +283,10 @@ pub enum ConfigError {
     Origin(#[from] OriginError),
     #[error("--ice-server {0:?} must start with stun:, stuns:, turn: or turns:")]
     IceServer(String),
+    #[error("--turn-url {0:?} must start with turn: or turns:")]
+    TurnUrl(String),
+    #[error("--turn-url and --turn-secret go together: give both, or neither")]
+    HalfATurn,
 }
 
 impl TryFrom<Args> for Config {
@@ -317,13 +344,23 @@ impl TryFrom<Args> for Config {
                 return Err(ConfigError::OpenOnPublicAddress { addr });
             }
         }
-        if let Some(bad) = args.ice_servers.iter().find(|s| {
-            !["stun:", "stuns:", "turn:", "turns:"]
-                .iter()
-                .any(|p| s.starts_with(p))
-                || s.chars().any(|c| c.is_whitespace() || c == '>')
-        }) {
+        if let Some(bad) = args
+            .ice_servers
+            .iter()
+            .find(|s| !is_ice_url(s, &["stun:", "stuns:", "turn:", "turns:"]))
+        {
             return Err(ConfigError::IceServer(bad.clone()));
+        }
+        if let Some(bad) = args
+            .turn_urls
+            .iter()
+            .find(|s| !is_ice_url(s, &["turn:", "turns:"]))
+        {
+            return Err(ConfigError::TurnUrl(bad.clone()));
+        }
+        let turn_secret = args.turn_secret.as_deref().filter(|s| !s.is_empty());
+        if args.turn_urls.is_empty() != turn_secret.is_none() {
+            return Err(ConfigError::HalfATurn);
         }
         Ok(Config {
             http_addr: args.http_addr,
@@ -349,11 +386,25 @@ impl TryFrom<Args> for Config {
             },
             max_participants_per_room: args.max_participants_per_room,
             max_rooms: args.max_rooms,
-            ice_servers: args.ice_servers,
+            ice_servers: IceServers::new(
+                args.ice_servers,
+                args.turn_urls,
+                turn_secret,
+                args.turn_ttl,
+            ),
             drain_timeout: args.drain_timeout,
             allowed_origins: AllowedOrigins::parse(&args.allowed_origins)?,
         })
     }
+}
+
+/// Whether `url` starts with one of `schemes` and fits in a `Link` header's
+/// `<…>` (no whitespace, `>` or `"`).
+fn is_ice_url(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|p| url.starts_with(p))
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c == '>' || c == '"')
 }
 
 /// The access policy the key flags ask for.
@@ -514,5 +565,40 @@ mod tests {
             parse(&["--public-ip", "::"]),
             Err(ConfigError::WildcardPublicIp(_))
         ));
+    }
+
+    #[test]
+    fn turn_urls_need_a_secret_and_a_turn_scheme() {
+        let turn = "turn:turn.example.org:3478?transport=udp";
+        assert!(matches!(
+            parse(&["--turn-url", turn]),
+            Err(ConfigError::HalfATurn)
+        ));
+        assert!(matches!(
+            parse(&["--turn-secret", "s3cret"]),
+            Err(ConfigError::HalfATurn)
+        ));
+        assert!(matches!(
+            parse(&["--turn-url", "stun:x.example", "--turn-secret", "s"]),
+            Err(ConfigError::TurnUrl(_))
+        ));
+        assert!(matches!(
+            parse(&["--ice-server", "turn:a\"b", "--turn-secret", "s"]),
+            Err(ConfigError::IceServer(_))
+        ));
+        let c = parse(&[
+            "--turn-url",
+            turn,
+            "--turn-secret",
+            "s3cret",
+            "--turn-ttl",
+            "6h",
+        ])
+        .unwrap();
+        assert!(!c.ice_servers.is_empty());
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the secret is never shown"
+        );
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod admin;
 mod assets;
+pub mod ice_servers;
 pub mod limits;
 mod linger;
 pub mod listen;
@@ -49,6 +50,7 @@ use crate::config::Timeouts;
 use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::worker::{Directory, WorkerHandle};
+use ice_servers::IceServers;
 use limits::Limits;
 use origin::AllowedOrigins;
 
@@ -66,8 +68,9 @@ pub struct AppState {
     /// Per-address session and join-rate limits.
     pub limits: Arc<Limits>,
     pub timeouts: Timeouts,
-    /// ICE server URLs advertised in WHIP/WHEP `Link` headers.
-    pub ice_servers: Arc<[String]>,
+    /// ICE servers (and TURN credentials) for clients: in `joined` and in
+    /// WHIP/WHEP `Link` headers.
+    pub ice_servers: Arc<IceServers>,
     /// Set once the server drains: no new joins.
     pub drain: Arc<Drain>,
     /// Which other sites' pages may open the signaling WebSocket.

@@ -26,6 +26,8 @@ pub fn server_message(event: ParticipantEvent) -> Option<ServerMessage> {
             room: room.to_string(),
             participant_id: participant.to_string(),
             participants: others.into_iter().map(participant_info).collect(),
+            // The session adds them: they depend on its credentials.
+            ice_servers: Vec::new(),
         },
         ParticipantEvent::ParticipantJoined(p) => ServerMessage::ParticipantJoined {
             participant: participant_info(p),

@@ -4,7 +4,7 @@
 //! comes back, so the rules here read top to bottom in protocol order.
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::Candidate;
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use cascade_protocol::{
-    ClientMessage, ErrorCode, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, IceServer, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
 };
 
 use super::limits::{Limited, CAPACITY_RETRY};
@@ -57,6 +57,8 @@ struct Joined {
     inbox: mpsc::Receiver<ParticipantEvent>,
     /// The worker holds our publish connection (first offer accepted).
     publishing: bool,
+    /// For `joined` (taken when it goes out).
+    ice_servers: Vec<IceServer>,
 }
 
 type Reply = Result<Option<ServerMessage>, ServerMessage>;
@@ -120,7 +122,10 @@ impl Session {
             return std::future::pending().await;
         };
         loop {
-            if let Some(message) = server_message(joined.inbox.recv().await?) {
+            if let Some(mut message) = server_message(joined.inbox.recv().await?) {
+                if let ServerMessage::Joined { ice_servers, .. } = &mut message {
+                    *ice_servers = std::mem::take(&mut joined.ice_servers);
+                }
                 return Some(message);
             }
         }
@@ -195,11 +200,16 @@ impl Session {
         self.span = tracing::info_span!("participant", %room, participant = %id);
         let identity = permissions.identity.as_ref().map(|i| i.as_str());
         tracing::info!(parent: &self.span, %name, identity, worker, "participant joined");
+        let turn_identity = identity.map_or_else(|| id.to_string(), str::to_string);
         self.joined = Some(Joined {
             id,
             worker,
             inbox,
             publishing: false,
+            ice_servers: self
+                .state
+                .ice_servers
+                .for_identity(&turn_identity, SystemTime::now()),
         });
         Ok(None) // `joined` arrives through the inbox
     }

@@ -5,12 +5,13 @@
 use std::cell::Cell;
 
 use cascade_protocol::{
-    ClientMessage, ErrorCode, LayerActivity, ParticipantInfo, PauseReason, PcKind, ServerMessage,
-    SubscribedTrack, TrackInfo, TrackKind, CLIENT_MESSAGE_TYPES, MAX_MESSAGE_BYTES,
+    ClientMessage, ErrorCode, IceServer, LayerActivity, ParticipantInfo, PauseReason, PcKind,
+    ServerMessage, SubscribedTrack, TrackInfo, TrackKind, CLIENT_MESSAGE_TYPES, MAX_MESSAGE_BYTES,
 };
 use cascade_test_support::server::Ws;
 use futures_util::SinkExt;
 use proptest::collection::{btree_map, vec};
+use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::TestCaseResult;
@@ -63,6 +64,19 @@ fn client_message(t: Text) -> impl Strategy<Value = ClientMessage> {
     ]
 }
 
+/// An `ice_servers` entry: STUN (no credentials) or TURN (both).
+fn ice_server() -> impl Strategy<Value = IceServer> {
+    let text = || text(Text::Unicode);
+    (vec(text(), 1..3), option::of((text(), text()))).prop_map(|(urls, credentials)| {
+        let (username, credential) = credentials.unzip();
+        IceServer {
+            urls,
+            username,
+            credential,
+        }
+    })
+}
+
 fn participant_info() -> impl Strategy<Value = ParticipantInfo> {
     let text = || text(Text::Unicode);
     let track = (text(), track_kind(), any::<bool>()).prop_map(|(id, kind, muted)| TrackInfo {
@@ -98,14 +112,24 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
     let layer = (text(), any::<bool>()).prop_map(|(rid, active)| LayerActivity { rid, active });
     let reason = prop_oneof![Just(PauseReason::Bandwidth), Just(PauseReason::Publisher)];
     prop_oneof![
-        (any::<u32>(), text(), text(), vec(participant_info(), 0..3)).prop_map(
-            |(version, room, participant_id, participants)| ServerMessage::Joined {
-                version,
-                room,
-                participant_id,
-                participants
-            }
-        ),
+        (
+            any::<u32>(),
+            text(),
+            text(),
+            vec(participant_info(), 0..3),
+            vec(ice_server(), 0..3)
+        )
+            .prop_map(
+                |(version, room, participant_id, participants, ice_servers)| {
+                    ServerMessage::Joined {
+                        version,
+                        room,
+                        participant_id,
+                        participants,
+                        ice_servers,
+                    }
+                }
+            ),
         (text(), vec(subscribed, 0..4))
             .prop_map(|(sdp, tracks)| ServerMessage::SubscribeOffer { sdp, tracks }),
         participant_info().prop_map(|participant| ServerMessage::ParticipantJoined { participant }),

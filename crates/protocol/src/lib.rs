@@ -52,6 +52,18 @@ pub struct TrackInfo {
     pub muted: bool,
 }
 
+/// An ICE server for the client's peer connections, in the shape of
+/// WebRTC's `RTCIceServer`: STUN or TURN URLs, and for TURN the short-lived
+/// credentials the server minted for this participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// A participant as other participants see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
@@ -138,6 +150,10 @@ pub enum ServerMessage {
         room: String,
         participant_id: String,
         participants: Vec<ParticipantInfo>,
+        /// ICE servers for both peer connections (none on a server with no
+        /// `--ice-server` or `--turn-url`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     PublishAnswer {
         sdp: String,

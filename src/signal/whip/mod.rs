@@ -14,7 +14,7 @@ mod session;
 
 use axum::body::Bytes;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,6 +22,7 @@ use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, post};
 use axum::Router;
+use cascade_protocol::IceServer;
 use serde::Deserialize;
 use str0m::change::SdpOffer;
 use str0m::{Candidate, IceCreds};
@@ -269,6 +270,10 @@ async fn create(
 
     let session_id = new_session_id();
     let etag = new_etag();
+    let turn_identity = permissions
+        .identity
+        .as_ref()
+        .map_or_else(|| id.to_string(), |i| i.to_string());
     state.http_sessions.insert(
         session_id.clone(),
         HttpSession {
@@ -293,8 +298,13 @@ async fn create(
         &format!("/{}/session/{session_id}", kind.path()),
     );
     insert_header(h, header::ETAG, &etag);
-    for server in state.ice_servers.iter() {
-        h.append(header::LINK, link_header(server)?);
+    for server in state
+        .ice_servers
+        .for_identity(&turn_identity, SystemTime::now())
+    {
+        for url in &server.urls {
+            h.append(header::LINK, link_header(url, &server)?);
+        }
     }
     Ok(response)
 }
@@ -524,8 +534,24 @@ fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), HttpE
     }
 }
 
-fn link_header(server: &str) -> Result<HeaderValue, HttpError> {
-    HeaderValue::from_str(&format!("<{server}>; rel=\"ice-server\""))
+/// An RFC 9725 `Link: <url>; rel="ice-server"`, with the TURN username and
+/// credential when `server` has them (quoted strings: an identity's `"` and
+/// `\` are escaped; one that is not a valid header value, such as
+/// non-ASCII, goes out without credentials rather than failing the session).
+fn link_header(url: &str, server: &IceServer) -> Result<HeaderValue, HttpError> {
+    let plain = format!("<{url}>; rel=\"ice-server\"");
+    if let (Some(username), Some(credential)) = (&server.username, &server.credential) {
+        let quoted = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let with = format!(
+            "{plain}; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+            quoted(username),
+            quoted(credential)
+        );
+        if let Ok(value) = HeaderValue::from_str(&with) {
+            return Ok(value);
+        }
+    }
+    HeaderValue::from_str(&plain)
         .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad ice server url"))
 }
 
