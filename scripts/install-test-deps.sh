@@ -4,6 +4,7 @@
 #   - Debian's Chromium at /usr/bin/chromium (playwright never downloads a browser here)
 #   - Debian's firefox-esr at /usr/bin/firefox-esr (the simulcast test's Firefox subscriber)
 #   - iproute2 (`ip netns`, veth pairs, `tc` shaping for the simulcast test)
+#   - coturn (the TURN relay test: started by the test, never as a service)
 #   - tests/browser/node_modules (playwright-core and puppeteer-core, pinned by package-lock.json)
 # Needs root for apt-get, and Node.js >= 20 with npm on PATH.
 set -euo pipefail
@@ -15,6 +16,7 @@ declare -A DEBIAN_PACKAGES=(
   [chromium]=/usr/bin/chromium
   [firefox-esr]=/usr/bin/firefox-esr
   [iproute2]=/usr/sbin/tc
+  [coturn]=/usr/bin/turnserver
 )
 missing=()
 for pkg in "${!DEBIAN_PACKAGES[@]}"; do

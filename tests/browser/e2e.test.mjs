@@ -30,13 +30,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, startServer, sleep,
+  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, freePort, serveClientFromDisk, startServer, sleep,
   waitFor as waitForWithin,
 } from './support.mjs';
 
@@ -68,17 +67,6 @@ const ctx = {
 /** support.mjs's waitFor with this test's default bound. */
 function waitFor(what, probe, { timeoutMs = STATE_WAIT_MS, intervalMs = 300 } = {}) {
   return waitForWithin(what, probe, { timeoutMs, intervalMs });
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function peer(name) {

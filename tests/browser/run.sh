@@ -5,21 +5,24 @@
 #              server, and must see and hear each other. In a private network
 #              namespace that has only loopback, so every ICE candidate pair
 #              is 127.0.0.1 <-> 127.0.0.1 and no traffic leaves the machine.
+#   turn       turn.test.mjs: two Chromium pages forced to relay
+#              (`&relay=1`) play each other through a Debian coturn the test
+#              starts, with the TURN credentials Cascade minted; a wrong
+#              secret gets none. Same loopback-only namespace as e2e.
 #   simulcast  simulcast.test.mjs: a simulcast publisher, an unshaped and a
 #              700 kbit/s-shaped Chromium subscriber, and a Firefox
 #              subscriber, on two private network namespaces joined by a veth
 #              pair (shaped-link.sh sets them up and always removes them).
 #              Needs root.
-# Both run (even when the first fails); the exit status is non-zero if either
-# failed. The tests start and always stop the server themselves.
+# All run (even when one fails); the exit status is non-zero if any failed. The tests start and always stop the server themselves.
 #
 # Expects target/release/cascade (builds it with `cargo build --release` only
 # if it is missing) and installs Chromium, Firefox ESR and the node packages
-# when absent (scripts/install-test-deps.sh).
+# and coturn when absent (scripts/install-test-deps.sh).
 #
 # Environment: CASCADE_BIN overrides the server binary; E2E_ARTIFACTS the
 # directory for screenshots and logs (default: target/); BROWSER_TESTS the
-# tests to run (default "e2e simulcast").
+# tests to run (default "e2e turn simulcast").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,7 +30,7 @@ cd "$ROOT"
 
 export CASCADE_BIN="${CASCADE_BIN:-$ROOT/target/release/cascade}"
 export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$ROOT/target}"
-TESTS="${BROWSER_TESTS:-e2e simulcast}"
+TESTS="${BROWSER_TESTS:-e2e turn simulcast}"
 
 if [ ! -x "$CASCADE_BIN" ]; then
   echo "run.sh: $CASCADE_BIN missing, building it" >&2
@@ -37,7 +40,8 @@ fi
 bash "$ROOT/scripts/install-test-deps.sh"
 mkdir -p "$E2E_ARTIFACTS"
 
-run_e2e() {
+# Runs a test file in a fresh network namespace with only loopback up.
+run_on_loopback() {
   # Root can unshare a network namespace directly; anyone else needs a user namespace too.
   local ns
   if [ "$(id -u)" -eq 0 ]; then
@@ -46,7 +50,7 @@ run_e2e() {
     ns=(unshare --map-root-user --net)
   fi
   "${ns[@]}" bash -c 'ip link set lo up && exec node --test --test-reporter=spec "$@"' \
-    run.sh "$ROOT/tests/browser/e2e.test.mjs"
+    run.sh "$ROOT/tests/browser/$1.test.mjs"
 }
 
 run_simulcast() {
@@ -57,9 +61,9 @@ run_simulcast() {
 failed=()
 for t in $TESTS; do
   case "$t" in
-    e2e) run_e2e || failed+=(e2e) ;;
+    e2e | turn) run_on_loopback "$t" || failed+=("$t") ;;
     simulcast) run_simulcast || failed+=(simulcast) ;;
-    *) echo "run.sh: unknown browser test \"$t\" (e2e, simulcast)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown browser test \"$t\" (e2e, turn, simulcast)" >&2; exit 2 ;;
   esac
 done
 

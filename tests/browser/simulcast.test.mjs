@@ -39,7 +39,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,7 +46,7 @@ import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 import {
   ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, serveClientFromDiskToPuppeteer,
-  sleep, startServer, waitFor,
+  freePort, sleep, startServer, waitFor,
 } from './support.mjs';
 
 const SERVER_IP = process.env.SIMULCAST_SERVER_IP;
@@ -96,17 +95,6 @@ const ctx = {
 // ---------------------------------------------------------------------------
 // Setup helpers
 // ---------------------------------------------------------------------------
-
-async function freePort(host) {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A Chromium wrapper that starts it in network namespace `ns` (Playwright talks to it over a pipe). */
 function chromiumIn(ns) {

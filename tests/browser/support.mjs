@@ -12,6 +12,7 @@
  * its WebSocket to the server's private or loopback address.
  */
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,18 @@ export const CHROMIUM_ARGS = [
 ];
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port free on `host` just now (for a server the test starts). */
+export async function freePort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 /**
  * Polls `probe` until it returns {ok: true}, at most `timeoutMs`.
