@@ -15,6 +15,7 @@ use crate::drain::Drain;
 use crate::media::CoreConfig;
 use crate::metrics::{Metrics, SessionKind};
 use crate::signal::limits::Limits;
+use crate::signal::tls::{self_signed_names, Tls, TlsError, TlsSource};
 use crate::signal::{self, listen, AppState};
 use crate::worker::{self, Command, Directory, WorkerHandle, WorkerStartError};
 
@@ -33,6 +34,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Worker(#[from] WorkerStartError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// How often a drain looks whether the rooms have emptied.
@@ -54,6 +57,8 @@ pub struct Server {
     admin: Option<AdminServer>,
     directory: Arc<Directory>,
     drain: Arc<Drain>,
+    /// The SHA-256 fingerprint of the HTTPS certificate, when TLS is on.
+    tls_fingerprint: Option<String>,
 }
 
 struct AdminServer {
@@ -64,6 +69,13 @@ struct AdminServer {
 
 /// Binds everything `config` asks for and starts serving.
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    let tls = match &config.tls {
+        Some(source) => {
+            let names = self_signed_names(&[config.public_ip, config.http_addr.ip()]);
+            Some(Tls::new(source, &names)?)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.http_addr)
         .await
         .map_err(|source| StartError::Http {
@@ -140,7 +152,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            listen::serve(listener, app, max_connections, header_timeout, shutdown).await;
+            listen::serve(
+                listener,
+                app,
+                max_connections,
+                header_timeout,
+                None,
+                shutdown,
+            )
+            .await;
         });
         tracing::info!(metrics_addr = %addr, "serving metrics apart");
         AdminServer { addr, stop, task }
@@ -150,6 +170,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let operator_routes = admin
         .is_none()
         .then(|| signal::admin::router(state.clone()));
+    let tls_fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+    let acceptor = tls.map(|t| t.acceptor);
     let http = tokio::spawn(async move {
         let mut app = signal::app(state);
         if let Some(routes) = operator_routes {
@@ -163,9 +185,28 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 let _ = w.commands.send(Command::Shutdown).await;
             }
         };
-        listen::serve(listener, app, max_connections, header_timeout, shutdown).await;
+        listen::serve(
+            listener,
+            app,
+            max_connections,
+            header_timeout,
+            acceptor,
+            shutdown,
+        )
+        .await;
     });
-    tracing::info!(%http_addr, workers = config.workers, "cascade is listening");
+    let scheme = if tls_fingerprint.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%http_addr, scheme, workers = config.workers, "cascade is listening");
+    if let (Some(fingerprint), Some(TlsSource::SelfSigned)) = (&tls_fingerprint, &config.tls) {
+        tracing::info!(
+            %fingerprint,
+            "self-signed TLS certificate made for this run: browsers warn about it; check that the SHA-256 fingerprint they show is this one"
+        );
+    }
     Ok(Server {
         http_addr,
         workers,
@@ -176,10 +217,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         admin,
         directory,
         drain,
+        tls_fingerprint,
     })
 }
 
 impl Server {
+    /// The SHA-256 fingerprint (`AB:CD:…`) of the certificate the HTTP port
+    /// serves, when it serves HTTPS.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.tls_fingerprint.as_deref()
+    }
+
     /// The bound HTTP address (useful with port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr

@@ -15,6 +15,7 @@ use crate::auth::{Access, KeyError, KeySet};
 use crate::signal::ice_servers::IceServers;
 use crate::signal::limits::LimitsConfig;
 use crate::signal::origin::{AllowedOrigins, OriginError};
+use crate::signal::tls::TlsSource;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +196,21 @@ pub struct Args {
         value_parser = humantime::parse_duration
     )]
     pub turn_ttl: Duration,
+
+    /// PEM certificate chain (leaf first): the HTTP port serves HTTPS and
+    /// WSS. With --tls-key.
+    #[arg(long, env = "CASCADE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CASCADE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate made at start for localhost and the
+    /// advertised addresses (LAN trials: browsers warn; the log prints its
+    /// SHA-256 fingerprint to check against).
+    #[arg(long, env = "CASCADE_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
 }
 
 /// What the binary does besides serving.
@@ -249,6 +265,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Which other sites' pages may open the signaling WebSocket.
     pub allowed_origins: AllowedOrigins,
+    /// HTTPS on the HTTP port, if asked for.
+    pub tls: Option<TlsSource>,
 }
 
 /// A configuration mistake, explained for the operator.
@@ -287,6 +305,8 @@ pub enum ConfigError {
     TurnUrl(String),
     #[error("--turn-url and --turn-secret go together: give both, or neither")]
     HalfATurn,
+    #[error("--tls-cert and --tls-key go together, and --tls-self-signed replaces both: give the pair, or --tls-self-signed, or none")]
+    Tls,
 }
 
 impl TryFrom<Args> for Config {
@@ -358,6 +378,15 @@ impl TryFrom<Args> for Config {
         {
             return Err(ConfigError::TurnUrl(bad.clone()));
         }
+        let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+            (None, None, false) => None,
+            (None, None, true) => Some(TlsSource::SelfSigned),
+            (Some(cert), Some(key), false) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => return Err(ConfigError::Tls),
+        };
         let turn_secret = args.turn_secret.as_deref().filter(|s| !s.is_empty());
         if args.turn_urls.is_empty() != turn_secret.is_none() {
             return Err(ConfigError::HalfATurn);
@@ -394,6 +423,7 @@ impl TryFrom<Args> for Config {
             ),
             drain_timeout: args.drain_timeout,
             allowed_origins: AllowedOrigins::parse(&args.allowed_origins)?,
+            tls,
         })
     }
 }

@@ -10,7 +10,9 @@
 //! - every request carries the peer's address (`ConnectInfo<SocketAddr>`)
 //!   for the per-address limits (`super::limits`);
 //! - a connection the server is done with lingers before it closes
-//!   (`super::linger`), so what it sent last is not lost to a reset.
+//!   (`super::linger`), so what it sent last is not lost to a reset;
+//! - with TLS (`super::tls`), the handshake too must finish within
+//!   `header_timeout`.
 //!
 //! Bodies and whole requests are bounded by `super::app`'s layers.
 
@@ -29,17 +31,19 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::linger::Lingering;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then waits for the
-/// connections still serving a request.
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`
+/// resolves, then waits for the connections still serving a request.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     max_connections: usize,
     header_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(max_connections));
@@ -81,6 +85,7 @@ pub async fn serve(
             });
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             // hyper starts its header timer only once a first byte came:
             // a connection that sends nothing is closed here instead.
@@ -89,13 +94,30 @@ pub async fn serve(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return, // silent, closed or failed: drop it
             }
-            let connection = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(Lingering::new(stream)),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            if let Err(e) = watcher.watch(connection).await {
+            let stream = Lingering::new(stream);
+            let service = TowerToHyperService::new(service);
+            let served = match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(tls) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return, // too slow a handshake
+                        };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::trace!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);

@@ -27,6 +27,7 @@ pub mod listen;
 pub mod origin;
 pub mod protocol;
 mod session;
+pub mod tls;
 mod whip;
 pub mod worker_client;
 mod ws;
