@@ -5,10 +5,11 @@
 #              server, and must see and hear each other. In a private network
 #              namespace that has only loopback, so every ICE candidate pair
 #              is 127.0.0.1 <-> 127.0.0.1 and no traffic leaves the machine.
-#   turn       turn.test.mjs: two Chromium pages forced to relay
+#   reach      reach.test.mjs: two Chromium pages forced to relay
 #              (`&relay=1`) play each other through a Debian coturn the test
 #              starts, with the TURN credentials Cascade minted; a wrong
-#              secret gets none. Same loopback-only namespace as e2e.
+#              secret gets none; two pages play over https/wss against
+#              --tls-self-signed. Same loopback-only namespace as e2e.
 #   simulcast  simulcast.test.mjs: a simulcast publisher, an unshaped and a
 #              700 kbit/s-shaped Chromium subscriber, and a Firefox
 #              subscriber, on two private network namespaces joined by a veth
@@ -22,7 +23,7 @@
 #
 # Environment: CASCADE_BIN overrides the server binary; E2E_ARTIFACTS the
 # directory for screenshots and logs (default: target/); BROWSER_TESTS the
-# tests to run (default "e2e turn simulcast").
+# tests to run (default "e2e reach simulcast").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,7 +31,7 @@ cd "$ROOT"
 
 export CASCADE_BIN="${CASCADE_BIN:-$ROOT/target/release/cascade}"
 export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$ROOT/target}"
-TESTS="${BROWSER_TESTS:-e2e turn simulcast}"
+TESTS="${BROWSER_TESTS:-e2e reach simulcast}"
 
 if [ ! -x "$CASCADE_BIN" ]; then
   echo "run.sh: $CASCADE_BIN missing, building it" >&2
@@ -61,9 +62,9 @@ run_simulcast() {
 failed=()
 for t in $TESTS; do
   case "$t" in
-    e2e | turn) run_on_loopback "$t" || failed+=("$t") ;;
+    e2e | reach) run_on_loopback "$t" || failed+=("$t") ;;
     simulcast) run_simulcast || failed+=(simulcast) ;;
-    *) echo "run.sh: unknown browser test \"$t\" (e2e, turn, simulcast)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown browser test \"$t\" (e2e, reach, simulcast)" >&2; exit 2 ;;
   esac
 done
 

@@ -12,6 +12,7 @@
  * its WebSocket to the server's private or loopback address.
  */
 import { spawn } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -158,13 +159,28 @@ export async function startServer({ command = CASCADE_BIN, args, baseUrl, logPat
   await waitFor(`the server (${command} ${args.join(' ')}) to serve ${baseUrl}/`, async () => {
     if (server.exited) throw new Error(`server exited before serving: ${JSON.stringify(server.exited)}`);
     try {
-      const res = await fetch(`${baseUrl}/`);
-      return { ok: res.ok, detail: `HTTP ${res.status}` };
+      const status = await probeStatus(`${baseUrl}/`);
+      return { ok: status >= 200 && status < 300, detail: `HTTP ${status}` };
     } catch (err) {
       return { ok: false, detail: err.cause ? err.cause.code || err.cause.message : err.message };
     }
   }, { timeoutMs, intervalMs: 200 });
   return server;
+}
+
+/** The status `url` answers with. An `https://` server is probed without
+ * verifying its certificate: the tests start servers with `--tls-self-signed`,
+ * and the browsers they drive ignore certificate errors the same way. */
+async function probeStatus(url) {
+  if (!url.startsWith('https:')) return (await fetch(url)).status;
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.once('error', reject);
+    req.setTimeout(2_000, () => req.destroy(new Error('timed out')));
+  });
 }
 
 /** SIGINT (Cascade stops at once, no drain), then SIGKILL if the process

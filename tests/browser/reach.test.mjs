@@ -1,7 +1,9 @@
 /**
- * TURN relay end to end: headless Chromium forced to relay everything
- * (`iceTransportPolicy: 'relay'`, the bundled client's `&relay=1`) plays a
- * call through Debian's coturn, using the credentials Cascade minted.
+ * Reachable from other networks, end to end in headless Chromium: a call
+ * forced through TURN (`iceTransportPolicy: 'relay'`, the bundled client's
+ * `&relay=1`) plays through Debian's coturn with the credentials Cascade
+ * minted, and a call over `https://`/`wss://` plays against
+ * `--tls-self-signed`.
  *
  * Runs in tests/browser/run.sh's loopback-only network namespace. The test
  * starts coturn itself on 127.0.0.1 (`use-auth-secret`, the same
@@ -17,11 +19,16 @@
  *   3. a third page, joined with a link to a Cascade whose `--turn-secret`
  *      is wrong, gathers no relay candidate and gets no media: coturn
  *      checks the credentials, so step 2 could not have passed without
- *      valid ones.
+ *      valid ones;
+ *   4. a Cascade with `--tls-self-signed`: two pages (certificate errors
+ *      ignored, as a visitor who accepted the warning) load the client over
+ *      `https://`, signal over `wss://` (a secure page may not open `ws://`)
+ *      and play each other.
  *
  * What this does not prove: TURN over TCP or TLS (`turns:`), a TURN server on
  * another host, NAT traversal (there is no NAT here, only a browser not
- * allowed to use anything but the relay).
+ * allowed to use anything but the relay); HTTPS from another network
+ * namespace or host (this runs on loopback).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,14 +76,13 @@ async function startCoturn() {
   }, { timeoutMs: 15_000, intervalMs: 200 });
 }
 
-/** A Cascade with API keys that gives clients `ctx.turnUrl` under `secret`. */
-async function startCascade(name, secret) {
+/** A Cascade with API keys and `extra` flags. */
+async function startCascade(name, extra, scheme = 'http') {
   const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `${scheme}://127.0.0.1:${port}`;
   const server = await startServer({
     args: ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1',
-      '--api-key', API_KEYS.CASCADE_API_KEY, '--api-secret', API_KEYS.CASCADE_API_SECRET,
-      '--turn-url', ctx.turnUrl, '--turn-secret', secret],
+      '--api-key', API_KEYS.CASCADE_API_KEY, '--api-secret', API_KEYS.CASCADE_API_SECRET, ...extra],
     baseUrl,
     logPath: path.join(ARTIFACTS, `turn-${name}-server.log`),
   });
@@ -84,19 +90,19 @@ async function startCascade(name, secret) {
   return baseUrl;
 }
 
-/** `cascade token create`'s join link for `identity`, forced to relay. */
-function relayLink(baseUrl, identity) {
+/** `cascade token create`'s join link for `identity`, forced to relay if `relay`. */
+function joinLink(baseUrl, identity, relay) {
   const out = execFileSync(CASCADE_BIN, ['token', 'create', '--room', ROOM, '--identity', identity, '--url', baseUrl], {
     env: { ...process.env, ...API_KEYS },
     encoding: 'utf8',
   });
   const link = out.trim().split('\n')[1];
   assert.ok(link && link.includes('token='), `token create printed a join link: ${out}`);
-  return `${link}&relay=1`;
+  return relay ? `${link}&relay=1` : link;
 }
 
-async function openPage(name, baseUrl) {
-  const context = await ctx.browser.newContext({ viewport: { width: 960, height: 540 } });
+async function openPage(name, baseUrl, { relay = true } = {}) {
+  const context = await ctx.browser.newContext({ viewport: { width: 960, height: 540 }, ignoreHTTPSErrors: true });
   await context.grantPermissions(['camera', 'microphone'], { origin: baseUrl });
   await serveClientFromDisk(context, baseUrl);
   const page = await context.newPage();
@@ -104,7 +110,7 @@ async function openPage(name, baseUrl) {
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
   ctx.pages.set(name, { page, logs });
-  await page.goto(relayLink(baseUrl, name.toLowerCase()));
+  await page.goto(joinLink(baseUrl, name.toLowerCase(), relay));
   return page;
 }
 
@@ -155,7 +161,7 @@ let relayed = false;
 
 test('coturn and a Cascade with --turn-url/--turn-secret start', { timeout: STEP_TIMEOUT_MS }, async () => {
   await startCoturn();
-  ctx.good = await startCascade('good', TURN_SECRET);
+  ctx.good = await startCascade('good', ['--turn-url', ctx.turnUrl, '--turn-secret', TURN_SECRET]);
   started = true;
 });
 
@@ -194,7 +200,7 @@ test('two pages forced to relay play each other through coturn', { timeout: STEP
 test('with a wrong --turn-secret coturn refuses the credentials and no media flows', { timeout: STEP_TIMEOUT_MS }, async (t) => {
   if (!relayed) return t.skip('relaying did not work to begin with');
   try {
-    const bad = await startCascade('bad', 'not-the-secret-coturn-has');
+    const bad = await startCascade('bad', ['--turn-url', ctx.turnUrl, '--turn-secret', 'not-the-secret-coturn-has']);
     const page = await openPage('Mallory', bad);
     // Give it as long as the good pages needed, and more: gathering ends in seconds.
     await waitFor('Mallory to finish ICE gathering', async () => {
@@ -209,6 +215,31 @@ test('with a wrong --turn-secret coturn refuses the credentials and no media flo
       "coturn's log shows Mallory's credentials refused");
     assert.ok(!ctx.coturnLog.some((l) => /user <\d+:mallory>: incoming packet ALLOCATE processed, success/.test(l)),
       'coturn allocated nothing for Mallory');
+  } catch (err) {
+    dump();
+    throw err;
+  }
+});
+
+test('over https:// and wss:// with --tls-self-signed, two pages play each other', { timeout: STEP_TIMEOUT_MS }, async (t) => {
+  if (!started) return t.skip('coturn or the first server did not start');
+  try {
+    const secure = await startCascade('tls', ['--tls-self-signed'], 'https');
+    const fingerprint = ctx.servers.at(-1).tail.find((l) => l.includes('fingerprint'));
+    assert.ok(fingerprint && /([0-9A-F]{2}:){31}[0-9A-F]{2}/.test(fingerprint), `the server logs the certificate's SHA-256: ${fingerprint}`);
+    await Promise.all(['Carol', 'Dave'].map((n) => openPage(n, secure, { relay: false })));
+    for (const name of ['Carol', 'Dave']) {
+      const { page } = ctx.pages.get(name);
+      assert.equal(new URL(page.url()).protocol, 'https:');
+      const r = await waitFor(`${name} to decode video over https`, async () => {
+        const s = await relayState(page);
+        return { ok: s.framesDecoded > 0 && s.subscribe?.state === 'succeeded', detail: s };
+      }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
+      const before = r.detail.framesDecoded;
+      await sleep(1500);
+      const s = await relayState(page);
+      assert.ok(s.framesDecoded > before, `${name}'s video keeps decoding (${before} -> ${s.framesDecoded})`);
+    }
   } catch (err) {
     dump();
     throw err;
