@@ -1981,7 +1981,9 @@ impl Rtc {
         // Fast path: DTLS, RTP, and RTCP traffic coming in from the same socket address
         // we've nominated for sending via the ICE agent. This is the typical case
         if let Some(send_addr) = &self.send_addr {
-            if r.source == send_addr.destination {
+            // The same address on another transport (TCP where the pair is
+            // UDP) is another peer's: ports are per protocol.
+            if r.source == send_addr.destination && r.proto == send_addr.proto {
                 return true;
             }
         }
