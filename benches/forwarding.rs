@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid, Pt};
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Input, Output};
 
@@ -272,7 +272,8 @@ fn demux(c: &mut Criterion) {
     for i in 0..1000u32 {
         demux.insert(format!("ufrag{i:04}"), PeerKey(i));
         let addr: SocketAddr = ([127, 0, 0, 1], 20_000 + i as u16).into();
-        demux.route(addr, &binding_request(&format!("ufrag{i:04}:remote")));
+        // As the core does once the peer's `Rtc` accepted a check from there.
+        demux.learn((Protocol::Udp, addr), PeerKey(i));
     }
     let rtp = {
         let mut p = vec![0u8; 1200];
@@ -280,12 +281,16 @@ fn demux(c: &mut Criterion) {
         p[1] = 96;
         p
     };
-    let known: SocketAddr = ([127, 0, 0, 1], 20_500).into();
+    let known = (Protocol::Udp, SocketAddr::from(([127, 0, 0, 1], 20_500)));
+    assert!(
+        demux.route(known, &rtp).is_some(),
+        "a learnt address routes"
+    );
     c.bench_function("demux/rtp_by_address", |b| {
         b.iter(|| black_box(demux.route(black_box(known), black_box(&rtp))))
     });
     let stun = binding_request("ufrag0777:remote");
-    let new: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+    let new = (Protocol::Udp, SocketAddr::from(([127, 0, 0, 1], 40_000)));
     c.bench_function("demux/stun_by_ufrag", |b| {
         b.iter(|| black_box(demux.route(black_box(new), black_box(&stun))))
     });

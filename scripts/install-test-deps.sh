@@ -5,6 +5,7 @@
 #   - Debian's firefox-esr at /usr/bin/firefox-esr (the simulcast test's Firefox subscriber)
 #   - iproute2 (`ip netns`, veth pairs, `tc` shaping for the simulcast test)
 #   - coturn (the TURN relay test: started by the test, never as a service)
+#   - nftables (the ICE-TCP test drops all UDP in the client namespace)
 #   - tests/browser/node_modules (playwright-core and puppeteer-core, pinned by package-lock.json)
 # Needs root for apt-get, and Node.js >= 20 with npm on PATH.
 set -euo pipefail
@@ -17,6 +18,7 @@ declare -A DEBIAN_PACKAGES=(
   [firefox-esr]=/usr/bin/firefox-esr
   [iproute2]=/usr/sbin/tc
   [coturn]=/usr/bin/turnserver
+  [nftables]=/usr/sbin/nft
 )
 missing=()
 for pkg in "${!DEBIAN_PACKAGES[@]}"; do

@@ -116,6 +116,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             index,
             bind,
             config.public_ip,
+            config.ice_tcp,
             core_config,
             &metrics,
             &directory,

@@ -18,7 +18,9 @@
 //! - [`datagrams`]: arbitrary and near-valid STUN, DTLS, RTP and RTCP, from
 //!   strangers and from the addresses of connected participants (so str0m's
 //!   parsers see them), harm nobody: media keeps flowing, nobody is removed,
-//!   no peer or learnt route is added.
+//!   no peer or learnt route is added; ICE-TCP frames (RFC 4571) likewise,
+//!   and any RFC 4571 byte stream, cut into reads of any size, gives back
+//!   exactly its frames within the limit.
 //!
 //! The generators are in [`mutate`] (edits of valid text) and [`packets`]
 //! (near-valid datagrams). The sdpfrag parser is private to the server; its

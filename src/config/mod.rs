@@ -63,6 +63,12 @@ pub struct Args {
     #[arg(long, env = "CASCADE_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Do not accept ICE over TCP. By default each media worker also
+    /// listens on TCP at its UDP port's number (passive candidates, ranked
+    /// below UDP), for clients whose network drops UDP.
+    #[arg(long, env = "CASCADE_NO_ICE_TCP")]
+    pub no_ice_tcp: bool,
+
     /// Seconds a participant may take to connect its media before removal.
     #[arg(long, env = "CASCADE_CONNECT_TIMEOUT_SECS", default_value_t = 20)]
     pub connect_timeout_secs: u64,
@@ -247,6 +253,8 @@ pub struct Config {
     pub media_port: u16,
     pub public_ip: IpAddr,
     pub workers: usize,
+    /// Whether workers accept ICE over TCP.
+    pub ice_tcp: bool,
     pub connect_timeout: Duration,
     pub disconnect_grace: Duration,
     pub log_format: LogFormat,
@@ -397,6 +405,7 @@ impl TryFrom<Args> for Config {
             media_port: args.media_port,
             public_ip,
             workers,
+            ice_tcp: !args.no_ice_tcp,
             connect_timeout: Duration::from_secs(args.connect_timeout_secs),
             disconnect_grace: Duration::from_secs(args.disconnect_grace_secs),
             log_format: args.log_format,

@@ -32,7 +32,7 @@ use str0m::media::{MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceCreds, Input, Rtc};
 
-use super::demux::{stun_local_ufrag, Demux};
+use super::demux::{stun_local_ufrag, Demux, Route};
 use super::errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
 };
@@ -50,6 +50,10 @@ pub struct CoreConfig {
     /// The address advertised as the host candidate. Datagrams handed to
     /// [`MediaCore::handle_receive`] are taken to have arrived there.
     pub candidate_addr: SocketAddr,
+    /// The address advertised as the passive ICE-TCP host candidate, if
+    /// the worker listens on TCP: frames handed to
+    /// [`MediaCore::handle_tcp_frame`] arrived there.
+    pub tcp_candidate_addr: Option<SocketAddr>,
     /// How long a participant may take to connect its subscribe connection.
     pub connect_timeout: Duration,
     /// How long ICE may stay disconnected before the participant is removed.
@@ -65,6 +69,7 @@ impl CoreConfig {
     pub fn new(candidate_addr: SocketAddr) -> Self {
         CoreConfig {
             candidate_addr,
+            tcp_candidate_addr: None,
             connect_timeout: Duration::from_secs(20),
             disconnect_grace: Duration::from_secs(5),
             keyframe_interval: Duration::from_millis(500),
@@ -467,10 +472,26 @@ impl MediaCore {
 
     /// Handles one UDP datagram that arrived from `source`. Does not flush.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        self.receive(now, (Protocol::Udp, source), datagram);
+    }
+
+    /// Handles one RFC 4571 frame (its packet, without the length prefix)
+    /// that arrived on the ICE-TCP connection from `source`. Does not flush.
+    pub fn handle_tcp_frame(&mut self, now: Instant, source: SocketAddr, frame: &[u8]) {
+        self.receive(now, (Protocol::Tcp, source), frame);
+    }
+
+    /// Whether packets from `source` reach a peer: the address passed an ICE
+    /// check with a peer's credentials.
+    pub fn knows_address(&self, source: Route) -> bool {
+        self.demux.knows(source)
+    }
+
+    pub(super) fn receive(&mut self, now: Instant, route: Route, datagram: &[u8]) {
         let stats = &mut self.telemetry.stats;
         stats.datagrams_in += 1;
         stats.bytes_in += datagram.len() as u64;
-        let Some(key) = self.demux.route(source, datagram) else {
+        let Some(key) = self.demux.route(route, datagram) else {
             stats.datagrams_unroutable += 1;
             return;
         };
@@ -478,10 +499,18 @@ impl MediaCore {
             stats.datagrams_malformed += 1;
             return;
         };
+        let (proto, source) = route;
+        let destination = match proto {
+            Protocol::Udp => self.config.candidate_addr,
+            _ => match self.config.tcp_candidate_addr {
+                Some(addr) => addr,
+                None => return,
+            },
+        };
         let receive = Receive {
-            proto: Protocol::Udp,
+            proto,
             source,
-            destination: self.config.candidate_addr,
+            destination,
             contents,
         };
         let is_check = stun_local_ufrag(datagram).is_some();
@@ -489,9 +518,9 @@ impl MediaCore {
         self.scheduler.drive(key, now, |peer| {
             if peer.awaiting_answer && is_check {
                 if peer.early_stun.len() < MAX_EARLY_STUN {
-                    peer.early_stun.push((source, datagram.to_vec()));
+                    peer.early_stun.push((route, datagram.to_vec()));
                 }
-                tracing::debug!(%source, held = peer.early_stun.len(), "ICE check before the answer: held");
+                tracing::debug!(%source, ?proto, held = peer.early_stun.len(), "ICE check before the answer: held");
                 return None;
             }
             let input = Input::Receive(now, receive);
@@ -501,7 +530,7 @@ impl MediaCore {
             Some(input)
         });
         if verified {
-            self.demux.learn(source, key);
+            self.demux.learn(route, key);
         }
         self.process_events(now);
     }

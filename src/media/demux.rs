@@ -1,6 +1,9 @@
-//! Which peer connection an incoming UDP datagram belongs to.
+//! Which peer connection an incoming datagram (or ICE-TCP frame) belongs to.
 //!
-//! All peers of a worker share one socket. Once a remote address is known it
+//! All peers of a worker share one UDP socket and one TCP listener. A remote
+//! address is kept with its transport: a NAT maps UDP and TCP ports apart, so
+//! two clients may share an address and port number, one on each. Once a
+//! remote address is known it
 //! maps straight to its peer; before that (and whenever a client switches
 //! candidate pair) the STUN binding request's USERNAME, `local:remote` ufrags,
 //! names the peer. `Rtc::accepts` would be a linear scan over every peer.
@@ -14,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
+use str0m::net::Protocol;
 
 use super::ids::PeerKey;
 
@@ -23,11 +27,14 @@ use super::ids::PeerKey;
 /// credentials, from ever new ports.
 pub const MAX_ADDRESSES_PER_PEER: usize = 8;
 
+/// A remote address on one transport.
+pub type Route = (Protocol, SocketAddr);
+
 /// Address and ufrag maps from datagrams to peers.
 #[derive(Debug, Default)]
 pub struct Demux {
     /// Keyed by addresses that passed an ICE check, so a cheap hash is safe.
-    by_addr: FxHashMap<SocketAddr, PeerKey>,
+    by_addr: FxHashMap<Route, PeerKey>,
     by_ufrag: HashMap<String, PeerKey>,
     /// Each peer's ufrag and learnt addresses, which `remove` forgets.
     peers: FxHashMap<PeerKey, Routes>,
@@ -37,7 +44,7 @@ pub struct Demux {
 struct Routes {
     ufrag: Option<String>,
     /// Oldest check first.
-    addresses: VecDeque<SocketAddr>,
+    addresses: VecDeque<Route>,
 }
 
 impl Demux {
@@ -66,7 +73,7 @@ impl Demux {
 
     /// The peer a datagram from `source` is for: the one a STUN binding
     /// request names, else the one the address was learnt for.
-    pub fn route(&self, source: SocketAddr, datagram: &[u8]) -> Option<PeerKey> {
+    pub fn route(&self, source: Route, datagram: &[u8]) -> Option<PeerKey> {
         if let Some(ufrag) = stun_local_ufrag(datagram) {
             if let Some(&key) = self.by_ufrag.get(ufrag) {
                 return Some(key);
@@ -78,7 +85,7 @@ impl Demux {
     /// Routes datagrams from `source` to `key` from now on, after `key`'s
     /// `Rtc` accepted a binding request from there. Forgets the peer's
     /// least recently checked address past [`MAX_ADDRESSES_PER_PEER`].
-    pub fn learn(&mut self, source: SocketAddr, key: PeerKey) {
+    pub fn learn(&mut self, source: Route, key: PeerKey) {
         let Some(routes) = self.peers.get_mut(&key) else {
             return;
         };
@@ -106,6 +113,11 @@ impl Demux {
     /// Number of learnt addresses (for leak checks in tests).
     pub fn address_count(&self) -> usize {
         self.by_addr.len()
+    }
+
+    /// Whether datagrams from `source` route to a peer (it passed a check).
+    pub fn knows(&self, source: Route) -> bool {
+        self.by_addr.contains_key(&source)
     }
 }
 
@@ -177,7 +189,7 @@ mod tests {
     fn a_peer_keeps_only_its_most_recently_checked_addresses() {
         let mut demux = Demux::default();
         demux.insert("srv1".into(), PeerKey(1));
-        let addr = |port| SocketAddr::from(([192, 0, 2, 1], port));
+        let addr = |port| (Protocol::Udp, SocketAddr::from(([192, 0, 2, 1], port)));
         for port in 0..100 {
             demux.learn(addr(port), PeerKey(1));
         }
@@ -198,7 +210,10 @@ mod tests {
     #[test]
     fn an_ice_restart_replaces_the_ufrag() {
         let mut demux = Demux::default();
-        let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let client = (
+            Protocol::Udp,
+            "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
+        );
         demux.insert("old".into(), PeerKey(1));
         demux.insert("new".into(), PeerKey(1));
         assert_eq!(demux.route(client, &binding_request("old:x")), None);
@@ -221,7 +236,10 @@ mod tests {
     fn learns_address_from_stun_then_routes_media_by_address() {
         let mut demux = Demux::default();
         demux.insert("srv1".into(), PeerKey(3));
-        let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let client = (
+            Protocol::Udp,
+            "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
+        );
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), None);
         assert_eq!(
             demux.route(client, &binding_request("srv1:x")),
@@ -234,5 +252,33 @@ mod tests {
         demux.remove(PeerKey(3));
         assert_eq!(demux.route(client, &[0x80, 0x60, 0, 1]), None);
         assert_eq!(demux.address_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    /// A NAT may give one client UDP port 5000 and another TCP port 5000
+    /// on the same public address: each routes to its own peer.
+    #[test]
+    fn the_same_address_on_udp_and_tcp_routes_apart() {
+        let mut demux = Demux::default();
+        demux.insert("a".into(), PeerKey(1));
+        demux.insert("b".into(), PeerKey(2));
+        let addr: SocketAddr = "198.51.100.4:5000".parse().unwrap();
+        demux.learn((Protocol::Udp, addr), PeerKey(1));
+        demux.learn((Protocol::Tcp, addr), PeerKey(2));
+        assert_eq!(
+            demux.route((Protocol::Udp, addr), &[0x80]),
+            Some(PeerKey(1))
+        );
+        assert_eq!(
+            demux.route((Protocol::Tcp, addr), &[0x80]),
+            Some(PeerKey(2))
+        );
+        demux.remove(PeerKey(2));
+        assert!(!demux.knows((Protocol::Tcp, addr)));
+        assert!(demux.knows((Protocol::Udp, addr)));
     }
 }

@@ -12,6 +12,7 @@
 
 use std::time::Instant;
 
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 use super::core::{JoinRequest, MediaCore};
@@ -159,6 +160,17 @@ impl MediaCore {
         let candidate =
             Candidate::host(self.config.candidate_addr, "udp").map_err(|e| e.to_string())?;
         rtc.add_local_candidate(candidate);
+        if let Some(addr) = self.config.tcp_candidate_addr {
+            // Passive: the client connects. str0m ranks TCP host candidates
+            // below UDP ones (type preference 90 against 126).
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| e.to_string())?;
+            rtc.add_local_candidate(candidate);
+        }
         Ok(rtc)
     }
 

@@ -168,7 +168,7 @@ impl MediaCore {
             );
         }
         for (source, datagram) in early_stun {
-            self.handle_receive(now, source, &datagram);
+            self.receive(now, source, &datagram);
         }
         result.map_err(|e| AnswerError::InvalidSdp(e.to_string()))
     }

@@ -47,7 +47,7 @@ pub struct Peer {
     /// once the answer is in. Browsers and str0m send their first check as
     /// soon as they have answered, which usually beats the answer's trip
     /// through signaling; dropping it costs a 250 ms STUN retransmission.
-    pub early_stun: Vec<(std::net::SocketAddr, Vec<u8>)>,
+    pub early_stun: Vec<(super::demux::Route, Vec<u8>)>,
     /// Remote candidates trickled so far. str0m keeps every distinct one for
     /// the connection's life (only its candidate pairs are capped), so a
     /// client could otherwise grow that list without bound.

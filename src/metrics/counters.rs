@@ -75,6 +75,19 @@ pub fn definitions() -> Vec<CounterDef> {
         ]),
         worker("cascade_worker_send_calls_total", "Send system calls a media worker made (sent datagrams / calls = batching)", |_, io| io.send_calls),
         worker("cascade_worker_loop_iterations_total", "Event loop iterations of a media worker", |_, io| io.iterations),
+        // ICE over TCP
+        by_label("cascade_ice_tcp_connections_total", "ICE-TCP connections: accepted, refused (too many), dropped as stalled (peer stopped reading), closed as unverified (no ICE check in time)", &["event"], vec![
+            ("accepted", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.accepted) as Read),
+            ("refused", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.refused)),
+            ("stalled", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.dropped_stalled)),
+            ("unverified", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.dropped_unverified)),
+        ]),
+        by_label("cascade_ice_tcp_frames_total", "RFC 4571 frames on ICE-TCP connections: received, sent (queued), oversize (skipped on receive), unroutable (no connection on send)", &["event"], vec![
+            ("received", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.frames_in) as Read),
+            ("sent", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.frames_out)),
+            ("oversize", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.frames_oversize)),
+            ("unroutable", Box::new(|_: &CoreStats, io: &WorkerIo| io.tcp.frames_unroutable)),
+        ]),
     ]
 }
 

@@ -93,6 +93,7 @@ pub struct Metrics {
     subscribed_tracks: IntGaugeVec,
     paused_videos: IntGaugeVec,
     dynacast_paused_layers: IntGaugeVec,
+    ice_tcp_open: IntGaugeVec,
     join_duration: Histogram,
 
     // rtp
@@ -137,6 +138,7 @@ impl Metrics {
             published_tracks: gauge(&r, "cascade_media_published_tracks", "Tracks being published", &["worker", "kind"]),
             paused_videos: gauge(&r, "cascade_bwe_paused_tracks", "Remote videos paused for a subscriber (lowest layer does not fit, or no layer flows)", &["worker"]),
             dynacast_paused_layers: gauge(&r, "cascade_dynacast_paused_layers", "Simulcast layers publishers were asked not to send because no subscriber needs them", &["worker"]),
+            ice_tcp_open: gauge(&r, "cascade_ice_tcp_open_connections", "Open ICE-TCP connections", &["worker"]),
             subscribed_tracks: gauge(
                 &r,
                 "cascade_media_subscribed_tracks",
@@ -268,6 +270,7 @@ impl Metrics {
                 &self.peer_connections,
                 &self.paused_videos,
                 &self.dynacast_paused_layers,
+                &self.ice_tcp_open,
                 &self.worker_ready,
                 &self.worker_queue_depth,
             ] {
@@ -400,6 +403,10 @@ pub struct WorkerIo {
     /// Time spent handling wake-ups, as opposed to waiting for them.
     pub busy: Duration,
     pub iterations: u64,
+    /// The ICE-TCP side's counters (all zero with ICE-TCP off).
+    pub tcp: crate::worker::ice_tcp::TcpStats,
+    /// Open ICE-TCP connections.
+    pub tcp_open: usize,
 }
 
 /// One worker's side of the metrics: what it already folded, and its
@@ -470,6 +477,9 @@ impl WorkerMetrics {
         m.dynacast_paused_layers
             .with_label_values(&[w])
             .set(occupancy.dynacast_paused_layers as i64);
+        m.ice_tcp_open
+            .with_label_values(&[w])
+            .set(io.tcp_open as i64);
 
         self.rtt.flush();
         self.bwe.flush();

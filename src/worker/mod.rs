@@ -18,6 +18,8 @@
 
 mod command;
 mod directory;
+pub mod framing;
+pub mod ice_tcp;
 pub mod udp;
 
 use std::collections::HashMap;
@@ -27,12 +29,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 pub use command::{Command, Outbox, WorkerSnapshot};
 pub use directory::{Directory, RoomLease, ServerFull};
+use ice_tcp::{IceTcp, TcpInput};
 use udp::{RecvBatch, SendBatch};
 
 use crate::media::{
@@ -72,6 +75,9 @@ pub struct WorkerHandle {
     pub index: usize,
     /// The address advertised to clients as this worker's host candidate.
     pub candidate_addr: SocketAddr,
+    /// The passive ICE-TCP host candidate's address, if the worker listens
+    /// on TCP (at the UDP port's number).
+    pub tcp_candidate_addr: Option<SocketAddr>,
     pub commands: mpsc::Sender<Command>,
 }
 
@@ -83,45 +89,90 @@ pub enum WorkerStartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on TCP {addr} for ICE-TCP (the UDP port's number; --no-ice-tcp turns ICE-TCP off): {source}")]
+    BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
 }
 
-/// Binds `bind_addr`, and starts a worker thread advertising `public_ip` on
-/// the bound port.
+/// Binds `bind_addr` (and, with `ice_tcp`, a TCP listener on the same port
+/// number), and starts a worker thread advertising `public_ip` on the bound
+/// port.
 pub fn spawn(
     index: usize,
     bind_addr: SocketAddr,
     public_ip: std::net::IpAddr,
+    ice_tcp: bool,
     mut core_config: impl FnMut(SocketAddr) -> CoreConfig,
     metrics: &Arc<Metrics>,
     directory: &Arc<Directory>,
 ) -> Result<(WorkerHandle, JoinHandle<()>), WorkerStartError> {
-    let socket = bind_media_socket(bind_addr)?;
-    let local = socket
-        .local_addr()
-        .map_err(|source| WorkerStartError::Bind {
-            addr: bind_addr,
-            source,
-        })?;
+    let (socket, local, listener) = bind_media_sockets(bind_addr, ice_tcp)?;
     let candidate_addr = SocketAddr::new(public_ip, local.port());
-    let config = core_config(candidate_addr);
+    let tcp_candidate_addr = listener.as_ref().map(|_| candidate_addr);
+    let mut config = core_config(candidate_addr);
+    config.tcp_candidate_addr = tcp_candidate_addr;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let metrics = metrics.worker(index);
     let directory = directory.clone();
     let thread = std::thread::Builder::new()
         .name(format!("cascade-media-{index}"))
-        .spawn(move || run(index, socket, config, rx, metrics, directory))
+        .spawn(move || run(index, socket, listener, config, rx, metrics, directory))
         .map_err(WorkerStartError::Thread)?;
-    tracing::info!(worker = index, %local, %candidate_addr, "media worker started");
+    tracing::info!(worker = index, %local, %candidate_addr, ice_tcp = tcp_candidate_addr.is_some(), "media worker started");
     Ok((
         WorkerHandle {
             index,
             candidate_addr,
+            tcp_candidate_addr,
             commands: tx,
         },
         thread,
     ))
+}
+
+/// Attempts at a free port number for both UDP and TCP when the port is
+/// left to the kernel.
+const EPHEMERAL_BIND_ATTEMPTS: usize = 16;
+
+/// The worker's UDP socket, its address, and its ICE-TCP listener on the
+/// same port number if asked for. With port 0 the kernel picks the UDP
+/// port; if that number is taken on TCP, another is tried.
+fn bind_media_sockets(
+    addr: SocketAddr,
+    ice_tcp: bool,
+) -> Result<
+    (
+        std::net::UdpSocket,
+        SocketAddr,
+        Option<std::net::TcpListener>,
+    ),
+    WorkerStartError,
+> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let socket = bind_media_socket(addr)?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| WorkerStartError::Bind { addr, source })?;
+        if !ice_tcp {
+            return Ok((socket, local, None));
+        }
+        match ice_tcp::bind(local) {
+            Ok(listener) => return Ok((socket, local, Some(listener))),
+            Err(_) if addr.port() == 0 && attempt < EPHEMERAL_BIND_ATTEMPTS => continue,
+            Err(source) => {
+                return Err(WorkerStartError::BindTcp {
+                    addr: local,
+                    source,
+                })
+            }
+        }
+    }
 }
 
 fn bind_media_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WorkerStartError> {
@@ -137,10 +188,19 @@ fn bind_media_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WorkerStar
     Ok(socket.into())
 }
 
+/// The next ICE-TCP input; pending forever with ICE-TCP off.
+async fn next_tcp_input(tcp: &mut Option<IceTcp>) -> Option<TcpInput> {
+    match tcp {
+        Some(tcp) => Some(tcp.next().await),
+        None => std::future::pending().await,
+    }
+}
+
 /// The worker thread body.
 fn run(
     index: usize,
     socket: std::net::UdpSocket,
+    listener: Option<std::net::TcpListener>,
     config: CoreConfig,
     commands: mpsc::Receiver<Command>,
     metrics: WorkerMetrics,
@@ -169,10 +229,18 @@ fn run(
         if let Err(e) = udp::enable_receive_timestamps(&socket) {
             tracing::warn!(worker = index, error = %e, "no kernel receive timestamps: forward delay is not measured");
         }
+        let tcp = match listener.map(IceTcp::new).transpose() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::error!(worker = index, error = %e, "cannot register ICE-TCP listener");
+                return;
+            }
+        };
         let mut worker = Worker {
             index,
             core: MediaCore::new(config, Instant::now()),
             socket,
+            tcp,
             recv: RecvBatch::new(RECV_BATCH),
             recv_next: 0,
             send: SendBatch::new(),
@@ -193,6 +261,8 @@ struct Worker {
     index: usize,
     core: MediaCore,
     socket: UdpSocket,
+    /// The ICE-TCP listener and connections, unless turned off.
+    tcp: Option<IceTcp>,
     recv: RecvBatch,
     /// The next datagram of `recv` to feed to the core.
     recv_next: usize,
@@ -226,6 +296,10 @@ impl Worker {
                 _ = std::future::ready(()), if self.recv_next < self.recv.received() => {
                     woke = Instant::now();
                     self.handle_datagrams();
+                }
+                Some(input) = next_tcp_input(&mut self.tcp) => {
+                    woke = Instant::now();
+                    self.handle_tcp(input);
                 }
                 readable = self.socket.readable() => {
                     woke = Instant::now();
@@ -289,10 +363,39 @@ impl Worker {
         self.core.flush(Instant::now());
     }
 
-    /// Sends everything the core queued, batched.
+    /// Feeds an ICE-TCP input and those already waiting behind it (up to a
+    /// receive batch) to the core, and flushes it.
+    fn handle_tcp(&mut self, first: TcpInput) {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut next = Some(first);
+        let mut fed = 0;
+        while let Some(input) = next.take() {
+            if let TcpInput::Frame { source, frame } = input {
+                self.core.handle_tcp_frame(now, source, &frame);
+                if self.core.knows_address((Protocol::Tcp, source)) {
+                    tcp.verified(source);
+                }
+            }
+            fed += 1;
+            if fed < RECV_BATCH {
+                next = tcp.try_next();
+            }
+        }
+        self.core.flush(Instant::now());
+    }
+
+    /// Sends everything the core queued: UDP batched, ICE-TCP onto its
+    /// connections' queues.
     async fn send_transmits(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            self.outgoing.push(transmit);
+            if transmit.proto == Protocol::Udp {
+                self.outgoing.push(transmit);
+            } else if let Some(tcp) = self.tcp.as_mut() {
+                tcp.send(&transmit);
+            }
         }
         let outcome = self.send.send(&self.socket, &mut self.outgoing).await;
         self.io.sent_datagrams += outcome.datagrams;
@@ -495,12 +598,19 @@ impl Worker {
         self.io.iterations += 1;
         if now >= self.next_fold {
             self.next_fold = now + METRICS_FOLD_INTERVAL;
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.sweep(now);
+            }
             self.fold_metrics();
         }
     }
 
     fn fold_metrics(&mut self) {
         self.drain_samples();
+        if let Some(tcp) = &self.tcp {
+            self.io.tcp = tcp.stats.clone();
+            self.io.tcp_open = tcp.open_connections();
+        }
         let occupancy = self.core.occupancy();
         self.metrics.fold(self.core.stats(), &self.io, &occupancy);
     }

@@ -10,7 +10,8 @@
 #              starts, with the TURN credentials Cascade minted; a wrong
 #              secret gets none; two pages play over https/wss against
 #              --tls-self-signed. Same loopback-only namespace as e2e.
-#   simulcast  simulcast.test.mjs: a simulcast publisher, an unshaped and a
+#   simulcast  simulcast.test.mjs (then ICE-TCP with UDP dropped by nftables
+#              in the client namespace): a simulcast publisher, an unshaped and a
 #              700 kbit/s-shaped Chromium subscriber, and a Firefox
 #              subscriber, on two private network namespaces joined by a veth
 #              pair (shaped-link.sh sets them up and always removes them).

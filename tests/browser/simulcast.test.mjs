@@ -22,7 +22,14 @@
  *      the figures are printed either way;
  *   4. a Firefox subscriber (firefox-esr over WebDriver BiDi, puppeteer-core)
  *      decodes the simulcast publisher's video (framesDecoded rising,
- *      videoWidth > 0).
+ *      videoWidth > 0);
+ *   5. nftables in the client namespace drops every outgoing UDP packet (a
+ *      firewall that lets only TCP out); a new Chromium subscriber there
+ *      plays the publisher (framesDecoded rising) with its subscribe
+ *      connection's selected pair on a local `tcp` candidate and the
+ *      server's host candidate, and the firewall's counter shows it did drop
+ *      the UDP the browser tried. (The shaped subscriber behind it loses its
+ *      UDP path then; nothing after this step needs it.)
  *
  * A step whose precondition failed is skipped; a failure prints the pages'
  * console logs, their state, the shaped link's tc counters and the server's
@@ -435,6 +442,7 @@ const START = 'the server starts in the server namespace';
 const JOIN = 'publisher and both subscribers join; the publisher sends three layers and both subscribers play it';
 const WINDOW = `over ${WINDOW_S} s the shaped subscriber decodes >= ${SHAPED_MIN_FPS} fps with < ${SHAPED_MAX_FREEZE_S} s of freezes; the unshaped one gets >= ${UNSHAPED_MIN_WIDTH} px at >= ${UNSHAPED_MIN_FPS} fps`;
 const FIREFOX_STEP = 'a Firefox subscriber decodes the simulcast publisher\'s video';
+const ICE_TCP_STEP = 'with all outgoing UDP dropped in the client namespace, a Chromium subscriber there connects over ICE-TCP and plays';
 
 step(START, [], async () => {
   assert.ok(SERVER_IP && CLIENT_NETNS,
@@ -576,4 +584,63 @@ step(FIREFOX_STEP, [JOIN], async (t) => {
   }
   console.log(`Firefox subscriber: framesDecoded ${before} -> ${rising.view.video.framesDecoded}; over ${FIREFOX_SAMPLE_S} s: ` +
     JSON.stringify(figures(samples)));
+});
+
+/** nft ruleset that drops every UDP packet leaving the client namespace (a firewall that allows only TCP). */
+const DROP_UDP = [
+  'table inet cascade_no_udp {',
+  '  chain out {',
+  '    type filter hook output priority 0; policy accept;',
+  '    meta l4proto udp counter drop',
+  '  }',
+  '}',
+  '',
+].join('\n');
+
+/** The selected candidate pair of `p`'s subscribe connection: local and remote protocol, type, address. */
+function subscribePath(p) {
+  return p.page.evaluate(async () => {
+    const pc = window.cascade && window.cascade.subscribePc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    });
+    if (!pair) return { state: pc.connectionState };
+    const local = stats.get(pair.localCandidateId) || {};
+    const remote = stats.get(pair.remoteCandidateId) || {};
+    return {
+      state: pair.state,
+      local: { protocol: local.protocol, type: local.candidateType, tcpType: local.tcpType },
+      remote: { protocol: remote.protocol, type: remote.candidateType, address: `${remote.address}:${remote.port}` },
+    };
+  });
+}
+
+step(ICE_TCP_STEP, [JOIN], async () => {
+  execFileSync('ip', ['netns', 'exec', CLIENT_NETNS, 'nft', '-f', '-'], { input: DROP_UDP });
+  const udpDropped = () => {
+    const out = execFileSync('ip', ['netns', 'exec', CLIENT_NETNS, 'nft', 'list', 'table', 'inet', 'cascade_no_udp'], { encoding: 'utf8' });
+    const m = /counter packets (\d+)/.exec(out);
+    return m ? Number(m[1]) : 0;
+  };
+  const p = await openChromiumPeer('client-side', 'TcpOnly', { publishes: false });
+  await p.page.goto(joinUrl(p.name));
+  const { view } = await expectPlaysPublisher(p.name);
+  p.id = view.participantId;
+  const before = view.video.framesDecoded;
+  const rising = await waitFor('TcpOnly\'s framesDecoded to rise', async () => {
+    const v = await viewOf(p);
+    return { ok: !!v.video && v.video.framesDecoded > before, detail: v, view: v };
+  }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
+  const route = await subscribePath(p);
+  const dropped = udpDropped();
+  const tcpMetrics = (await (await fetch(`${ctx.baseUrl}/metrics`)).text())
+    .split('\n').filter((l) => l.startsWith('cascade_ice_tcp_')).join('\n    ');
+  console.log(`TcpOnly subscriber: framesDecoded ${before} -> ${rising.view.video.framesDecoded}; selected pair ` +
+    `${JSON.stringify(route)}; UDP packets dropped in ${CLIENT_NETNS}: ${dropped}\n    ${tcpMetrics}`);
+  assert.equal(route.local?.protocol, 'tcp', `the subscribe connection runs over TCP: ${JSON.stringify(route)}`);
+  assert.equal(route.remote.type, 'host', 'to the server\'s host (passive TCP) candidate');
+  assert.ok(dropped > 0, 'the firewall dropped UDP the browser tried (its UDP candidates were there and failed)');
 });

@@ -25,6 +25,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use str0m::media::MediaKind;
+use str0m::net::Protocol;
 
 use crate::packets::{binding_request, datagram, encode_dtls, Dtls, Names, PARTICIPANTS};
 use crate::run;
@@ -38,9 +39,14 @@ fn stranger(n: usize, port: u16) -> SocketAddr {
 
 /// A room of connected publishers, and what datagrams may name of it.
 fn room() -> (Sim, Names) {
+    room_with(|_| {})
+}
+
+/// [`room`] with its core's config adjusted.
+fn room_with(adjust: impl FnOnce(&mut cascade::media::CoreConfig)) -> (Sim, Names) {
     let names: Vec<String> = (0..PARTICIPANTS).map(|i| format!("p{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut sim = Sim::room_of(&names);
+    let mut sim = Sim::room_of_with(&names, adjust);
     // The clients are connected; let the server's side of every DTLS
     // handshake finish too (see the module doc for the handshake itself).
     sim.run(Duration::from_millis(100), true);
@@ -254,11 +260,11 @@ fn checks_from_many_addresses_learn_a_bounded_number_of_routes() {
         let mut owner = HashMap::new();
         for (source, ufrag, remote) in &checks {
             let check = binding_request(&format!("{}:{remote}", ufrags[*ufrag]));
-            let routed = demux.route(*source, &check);
+            let routed = demux.route((Protocol::Udp, *source), &check);
             if *ufrag < 2 {
                 let key = PeerKey(*ufrag as u32 + 1);
                 prop_assert_eq!(routed, Some(key));
-                demux.learn(*source, key);
+                demux.learn((Protocol::Udp, *source), key);
                 latest[*ufrag] = Some(*source);
                 owner.insert(*source, key);
             }
@@ -267,7 +273,10 @@ fn checks_from_many_addresses_learn_a_bounded_number_of_routes() {
         for (peer, source) in latest.iter().enumerate() {
             let key = PeerKey(peer as u32 + 1);
             if let Some(source) = source.filter(|s| owner.get(s) == Some(&key)) {
-                prop_assert_eq!(demux.route(source, &[0x80, 0, 0, 0]), Some(key));
+                prop_assert_eq!(
+                    demux.route((Protocol::Udp, source), &[0x80, 0, 0, 0]),
+                    Some(key)
+                );
             }
         }
         demux.remove(PeerKey(1));
@@ -290,16 +299,119 @@ fn ice_restarts_replace_the_ufrag_that_routes() {
         for (port, ufrag) in (1..).zip(&ufrags) {
             // A new address each time, so none routes by being learnt.
             let source = SocketAddr::from(([192, 0, 2, 1], port));
-            let routed = demux.route(source, &binding_request(&format!("{ufrag}:remote")));
+            let routed = demux.route(
+                (Protocol::Udp, source),
+                &binding_request(&format!("{ufrag}:remote")),
+            );
             let expected = (ufrag == last).then_some(PeerKey(7));
             prop_assert_eq!(routed, expected, "{}", ufrag);
         }
         demux.remove(PeerKey(7));
         let source = SocketAddr::from(([192, 0, 2, 1], 1));
         prop_assert_eq!(
-            demux.route(source, &binding_request(&format!("{last}:x"))),
+            demux.route(
+                (Protocol::Udp, source),
+                &binding_request(&format!("{last}:x"))
+            ),
             None
         );
         Ok(())
     });
+}
+
+/// ICE-TCP frames (RFC 4571, the prefix already cut by the worker) of any
+/// kind, from strangers and from the participants' addresses (which are UDP
+/// routes, not TCP ones), reach nobody: routes are kept per transport, and
+/// a frame is unroutable unless it is a check naming a real ufrag, which
+/// str0m then refuses (no TCP candidate pair exists). Media keeps flowing.
+#[test]
+fn tcp_frames_from_anyone_harm_nobody() {
+    run(
+        vec((any::<usize>(), any::<bool>(), datagram()), 1..16),
+        |batch| {
+            let (mut sim, names) = room_with(|c| c.tcp_candidate_addr = Some(c.candidate_addr));
+            let before = held(&sim);
+            for (n, (pick, spoof, datagram)) in batch.iter().enumerate() {
+                let source = if *spoof {
+                    names.addresses[pick % names.addresses.len()]
+                } else {
+                    stranger(n, *pick as u16)
+                };
+                sim.core
+                    .handle_tcp_frame(sim.now, source, &datagram.encode(&names));
+                prop_assert!(
+                    !sim.core.knows_address((Protocol::Tcp, source)),
+                    "a TCP route was learnt"
+                );
+            }
+            sim.core.flush(sim.now);
+            while let Some(transmit) = sim.core.poll_transmit() {
+                prop_assert_eq!(
+                    transmit.proto,
+                    Protocol::Udp,
+                    "answered over TCP: {:?}",
+                    transmit.destination
+                );
+                sim.send_from_server(transmit);
+            }
+            check_media_flows(&mut sim, before)
+        },
+    );
+}
+
+/// What goes on an RFC 4571 stream: frames of any declared length, some
+/// over the decoder's limit, cut into reads of any size. The decoder gives
+/// back exactly the frames within the limit and one `Oversize` per frame
+/// over it, in order, and never holds more than one frame.
+#[test]
+fn any_rfc4571_stream_in_any_reads_gives_back_its_frames() {
+    use cascade::worker::framing::{encode_into, Decoded, FrameDecoder, PREFIX_LEN};
+    const MAX: usize = 2048;
+    let frame = prop_oneof![
+        4 => vec(any::<u8>(), 0..MAX + 1),
+        1 => (MAX + 1..20_000usize).prop_map(|n| vec![0xAB; n]),
+    ];
+    run(
+        (vec(frame, 0..12), vec(1..5000usize, 1..8)),
+        |(frames, reads)| {
+            let mut stream = Vec::new();
+            for f in &frames {
+                encode_into(f, &mut stream).expect("under 64 KiB");
+            }
+            let mut decoder = FrameDecoder::new(MAX);
+            let mut got: Vec<Result<Vec<u8>, usize>> = Vec::new();
+            let mut at = 0;
+            let mut r = 0;
+            while at < stream.len() {
+                let end = (at + reads[r % reads.len()]).min(stream.len());
+                r += 1;
+                let mut rest = &stream[at..end];
+                at = end;
+                while !rest.is_empty() {
+                    let room = decoder.room();
+                    let taken = decoder.push(rest);
+                    prop_assert!(taken <= room && room <= PREFIX_LEN + MAX.max(20_000));
+                    rest = &rest[taken..];
+                    while let Some(d) = decoder.next_frame() {
+                        got.push(match d {
+                            Decoded::Frame(f) => Ok(f.to_vec()),
+                            Decoded::Oversize(n) => Err(n),
+                        });
+                    }
+                }
+            }
+            let want: Vec<Result<Vec<u8>, usize>> = frames
+                .iter()
+                .map(|f| {
+                    if f.len() > MAX {
+                        Err(f.len())
+                    } else {
+                        Ok(f.clone())
+                    }
+                })
+                .collect();
+            prop_assert_eq!(got, want);
+            Ok(())
+        },
+    );
 }

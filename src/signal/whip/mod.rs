@@ -404,14 +404,26 @@ async fn patch(
             s.remote_ufrag = Some(ufrag.clone());
             s.etag = etag.clone();
         }
-        let candidate = state.workers[worker].candidate_addr;
-        let body = format!(
-            "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
-            local.ufrag,
-            local.pass,
-            candidate.ip(),
-            candidate.port()
+        let handle = &state.workers[worker];
+        let mut body = format!(
+            "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+            local.ufrag, local.pass
         );
+        let udp = handle.candidate_addr;
+        body += &format!(
+            "a=candidate:1 1 udp 2130706431 {} {} typ host\r\n",
+            udp.ip(),
+            udp.port()
+        );
+        if let Some(tcp) = handle.tcp_candidate_addr {
+            // Type preference 90, as str0m ranks TCP host candidates.
+            body += &format!(
+                "a=candidate:2 1 tcp 1526726399 {} {} typ host tcptype passive\r\n",
+                tcp.ip(),
+                tcp.port()
+            );
+        }
+        body += "a=end-of-candidates\r\n";
         let mut response = (StatusCode::OK, body).into_response();
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP_FRAG));
