@@ -69,11 +69,10 @@ struct AdminServer {
 
 /// Binds everything `config` asks for and starts serving.
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    // The names a self-signed certificate is made for (a PEM pair has its own).
+    let tls_names = self_signed_names(&[config.public_ip, config.http_addr.ip()]);
     let tls = match &config.tls {
-        Some(source) => {
-            let names = self_signed_names(&[config.public_ip, config.http_addr.ip()]);
-            Some(Tls::new(source, &names)?)
-        }
+        Some(source) => Some(Tls::new(source, &tls_names)?),
         None => None,
     };
     let listener = TcpListener::bind(config.http_addr)
@@ -205,6 +204,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     if let (Some(fingerprint), Some(TlsSource::SelfSigned)) = (&tls_fingerprint, &config.tls) {
         tracing::info!(
             %fingerprint,
+            names = %tls_names.join(", "),
             "self-signed TLS certificate made for this run: browsers warn about it; check that the SHA-256 fingerprint they show is this one"
         );
     }

@@ -10,28 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::http::request;
-use common::peer::{self, passive_tcp_candidate, Peer, SDP};
+use common::peer::{self, passive_tcp_candidate, post_offer, post_offering, Peer};
 use str0m::media::{Direction, MediaKind};
-
-/// POSTs `offering` to `path` and starts it (publishing as `sender`).
-async fn post(
-    server: &cascade::server::Server,
-    path: &str,
-    offering: peer::Offering,
-    sender: Option<u32>,
-) -> (String, Peer) {
-    let r = request(
-        server.http_addr(),
-        "POST",
-        path,
-        &[SDP],
-        offering.sdp.as_bytes(),
-    )
-    .await;
-    assert_eq!(r.status, 201, "POST {path}: {}", r.body);
-    let answer = r.body.clone();
-    (answer, offering.start(&r.body, sender))
-}
 
 /// The sum of a counter or gauge's series whose labels include `labels`.
 async fn metric(addr: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -70,13 +50,14 @@ async fn a_publisher_and_a_viewer_without_udp_play_over_ice_tcp() {
     let server = common::server::start(1, |_| {}).await;
     let addr = server.http_addr();
 
-    let (answer, publisher) = post(
+    let (response, publisher) = post_offering(
         &server,
         "/whip/tcp-room",
         peer::offer_over_tcp(Direction::SendOnly).await,
         Some(7),
     )
     .await;
+    let answer = response.body;
     // The answer offers a passive TCP host candidate on the worker's UDP
     // port number, ranked below the UDP one.
     let tcp = passive_tcp_candidate(&answer).expect("a tcptype passive candidate in the answer");
@@ -101,7 +82,7 @@ async fn a_publisher_and_a_viewer_without_udp_play_over_ice_tcp() {
         .expect("udp candidate port");
     assert_eq!(tcp.port(), udp_port, "TCP listens at the UDP port's number");
 
-    let (_, viewer) = post(
+    let (_, viewer) = post_offering(
         &server,
         "/whep/tcp-room",
         peer::offer_over_tcp(Direction::RecvOnly).await,
@@ -148,28 +129,11 @@ async fn a_tcp_viewer_that_stops_reading_is_dropped_and_never_stalls_the_worker(
     let server = common::server::start(1, |_| {}).await;
     let addr = server.http_addr();
 
-    let (_, other_publisher) = post(
-        &server,
-        "/whip/other",
-        peer::offer(Direction::SendOnly).await,
-        Some(1),
-    )
-    .await;
-    let (_, other_viewer) = post(
-        &server,
-        "/whep/other",
-        peer::offer(Direction::RecvOnly).await,
-        None,
-    )
-    .await;
-    let (_, publisher) = post(
-        &server,
-        "/whip/stall",
-        peer::offer(Direction::SendOnly).await,
-        Some(2),
-    )
-    .await;
-    let (_, stalled) = post(
+    let (_, other_publisher) =
+        post_offer(&server, "/whip/other", Direction::SendOnly, Some(1)).await;
+    let (_, other_viewer) = post_offer(&server, "/whep/other", Direction::RecvOnly, None).await;
+    let (_, publisher) = post_offer(&server, "/whip/stall", Direction::SendOnly, Some(2)).await;
+    let (_, stalled) = post_offering(
         &server,
         "/whep/stall",
         peer::offer_over_tcp(Direction::RecvOnly).await,
@@ -181,7 +145,7 @@ async fn a_tcp_viewer_that_stops_reading_is_dropped_and_never_stalls_the_worker(
     })
     .await;
 
-    stalled.stall();
+    stalled.stall().await;
     let stalled_at = video_from(&stalled, 2);
     let other_at_stall = video_from(&other_viewer, 1);
     // The server's queue (and the kernel buffers under it) fill at the

@@ -32,15 +32,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, freePort, serveClientFromDisk, sleep, startServer, stopProcess, waitFor,
+  ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, freePort, serveClientFromDisk, sleep, startCoturn, startServer, stopProcess, waitFor,
 } from './support.mjs';
 
-const TURNSERVER = process.env.TURNSERVER_PATH || '/usr/bin/turnserver';
 const ROOM = `turn-${Date.now().toString(36)}`;
 const API_KEYS = { CASCADE_API_KEY: 'TURNkey', CASCADE_API_SECRET: 'turn-test-secret-0123456789abcdef0123456789' };
 const TURN_SECRET = 'coturn-shared-secret-for-the-test';
@@ -49,31 +48,12 @@ const STEP_TIMEOUT_MS = 120_000;
 
 const ctx = { coturn: null, coturnLog: [], turnUrl: null, servers: [], browser: null, pages: new Map() };
 
-/** Starts coturn on 127.0.0.1 and resolves once its listeners are up. */
-async function startCoturn() {
-  const port = await freePort();
-  const logFile = createWriteStream(path.join(ARTIFACTS, 'turn-coturn.log'));
-  const child = spawn(TURNSERVER, [
-    '-n', `--listening-ip=127.0.0.1`, `--listening-port=${port}`, '--relay-ip=127.0.0.1',
-    '--min-port=49160', '--max-port=49400', '--use-auth-secret', `--static-auth-secret=${TURN_SECRET}`,
-    '--realm=cascade.test', '--no-tls', '--no-dtls', '--no-cli', '--no-tcp-relay', '--allow-loopback-peers',
-    '--fingerprint', '--log-file=stdout', '--simple-log', '--verbose',
-    `--pidfile=${path.join(ARTIFACTS, 'turn-coturn.pid')}`, `--db=${path.join(ARTIFACTS, 'turn-coturn.sqlite')}`,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const keep = (chunk) => {
-    logFile.write(chunk);
-    ctx.coturnLog.push(...chunk.toString().split('\n').filter(Boolean));
-    if (ctx.coturnLog.length > 5000) ctx.coturnLog.splice(0, ctx.coturnLog.length - 5000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  process.once('exit', () => child.exitCode === null && child.kill('SIGKILL'));
-  ctx.coturn = child;
-  ctx.turnUrl = `turn:127.0.0.1:${port}?transport=udp`;
-  await waitFor('coturn to start its listeners', async () => {
-    if (child.exitCode !== null) throw new Error(`coturn exited: ${ctx.coturnLog.slice(-20).join('\n')}`);
-    return { ok: ctx.coturnLog.some((l) => l.includes('Total General servers')), detail: ctx.coturnLog.slice(-5) };
-  }, { timeoutMs: 15_000, intervalMs: 200 });
+/** Starts coturn on 127.0.0.1 (loopback peers allowed: the SFU is on loopback too). */
+async function startLoopbackCoturn() {
+  const turn = await startCoturn({ ip: '127.0.0.1', secret: TURN_SECRET, logName: 'turn-coturn', extraArgs: ['--allow-loopback-peers'] });
+  ctx.coturn = turn.child;
+  ctx.coturnLog = turn.log;
+  ctx.turnUrl = turn.url;
 }
 
 /** A Cascade with API keys and `extra` flags. */
@@ -160,7 +140,7 @@ let started = false;
 let relayed = false;
 
 test('coturn and a Cascade with --turn-url/--turn-secret start', { timeout: STEP_TIMEOUT_MS }, async () => {
-  await startCoturn();
+  await startLoopbackCoturn();
   ctx.good = await startCascade('good', ['--turn-url', ctx.turnUrl, '--turn-secret', TURN_SECRET]);
   started = true;
 });

@@ -23,7 +23,17 @@
  *   4. a Firefox subscriber (firefox-esr over WebDriver BiDi, puppeteer-core)
  *      decodes the simulcast publisher's video (framesDecoded rising,
  *      videoWidth > 0);
- *   5. nftables in the client namespace drops every outgoing UDP packet (a
+ *   5. a second server with `--tls-self-signed` (its certificate names
+ *      10.99.0.1): a publisher page in the server namespace and a
+ *      subscriber page in the client namespace (certificate errors ignored,
+ *      as a visitor who accepted the warning) load the client over
+ *      `https://`, signal over `wss://`, and the subscriber plays;
+ *   6. Debian's coturn on 10.99.0.1 (`use-auth-secret`) and a third server
+ *      with `--turn-url`/`--turn-secret`: a subscriber in the client
+ *      namespace joins with `&relay=1` (`iceTransportPolicy: 'relay'`) and
+ *      plays with its subscribe connection's selected pair on a `relay`
+ *      local candidate, and coturn logs a successful allocation;
+ *   7. nftables in the client namespace drops every outgoing UDP packet (a
  *      firewall that lets only TCP out); a new Chromium subscriber there
  *      plays the publisher (framesDecoded rising) with its subscribe
  *      connection's selected pair on a local `tcp` candidate and the
@@ -40,7 +50,8 @@
  * FIREFOX_PATH (default /usr/bin/firefox-esr), SIMULCAST_FIREFOX=0 skips
  * step 4, SIMULCAST_CODEC=h264 makes the publisher offer H.264 only (the
  * default leaves the codec to negotiation: VP8), SIMULCAST_WARMUP_S
- * (default 10), SIMULCAST_WINDOW_S (default 20),
+ * (default 10), SIMULCAST_WINDOW_S (default 20), SIMULCAST_SERVER_ARGS (more
+ * flags for the main server, space-separated),
  * E2E_ARTIFACTS, E2E_CLIENT_FROM_DISK, E2E_VERBOSE=1.
  */
 import { test, before, after } from 'node:test';
@@ -53,7 +64,7 @@ import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 import {
   ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, serveClientFromDisk, serveClientFromDiskToPuppeteer,
-  freePort, sleep, startServer, waitFor,
+  freePort, sleep, startCoturn, startServer, stopProcess, waitFor,
 } from './support.mjs';
 
 const SERVER_IP = process.env.SIMULCAST_SERVER_IP;
@@ -65,6 +76,8 @@ const WITH_FIREFOX = process.env.SIMULCAST_FIREFOX !== '0';
 /** The publisher's video codec: "vp8" (what negotiation picks by default) or "h264". */
 const CODEC = (process.env.SIMULCAST_CODEC || 'vp8').toLowerCase();
 const WARMUP_S = Number(process.env.SIMULCAST_WARMUP_S || 10);
+/** More flags for the main server, for experiments (e.g. `--no-ice-tcp`). */
+const EXTRA_SERVER_ARGS = (process.env.SIMULCAST_SERVER_ARGS || '').split(' ').filter(Boolean);
 const WINDOW_S = Number(process.env.SIMULCAST_WINDOW_S || 20);
 
 /** What the window must show. */
@@ -189,26 +202,31 @@ function offerOnlyVideoCodec(mimeType) {
   };
 }
 
-/** Opens a participant's page in a Playwright Chromium browser. */
-async function openChromiumPeer(browserName, name, { publishes }) {
-  const context = await ctx.browsers.get(browserName).newContext(publishes ? PUBLISHER_SCREEN : SUBSCRIBER_SCREEN);
+/**
+ * Opens a participant's page in a Playwright Chromium browser, for the server
+ * at `baseUrl` (certificate errors ignored: `--tls-self-signed`); a
+ * subscriber watches the participant named `source`.
+ */
+async function openChromiumPeer(browserName, name, { publishes, baseUrl = ctx.baseUrl, source = PUBLISHER }) {
+  const screen = publishes ? PUBLISHER_SCREEN : SUBSCRIBER_SCREEN;
+  const context = await ctx.browsers.get(browserName).newContext({ ...screen, ignoreHTTPSErrors: baseUrl.startsWith('https:') });
   if (publishes) {
-    await context.grantPermissions(['camera', 'microphone'], { origin: ctx.baseUrl });
+    await context.grantPermissions(['camera', 'microphone'], { origin: baseUrl });
     if (CODEC === 'h264') await context.addInitScript(offerOnlyVideoCodec, 'video/H264');
   } else {
     await context.addInitScript(refuseCamera);
   }
-  await serveClientFromDisk(context, ctx.baseUrl);
+  await serveClientFromDisk(context, baseUrl);
   const page = await context.newPage();
-  const p = { name, page, logs: [], id: null };
+  const p = { name, page, logs: [], id: null, publishes, source };
   keepLogs(page, p.logs);
   page.on('crash', () => p.logs.push(`${stamp()} page crashed`));
   ctx.peers.set(name, p);
   return p;
 }
 
-function joinUrl(name) {
-  return `${ctx.baseUrl}/?room=${encodeURIComponent(ROOM)}&name=${encodeURIComponent(name)}`;
+function joinUrl(name, baseUrl = ctx.baseUrl, extra = '') {
+  return `${baseUrl}/?room=${encodeURIComponent(ROOM)}&name=${encodeURIComponent(name)}${extra}`;
 }
 
 function peer(name) {
@@ -321,17 +339,18 @@ async function publisherView() {
 }
 
 function viewOf(p) {
-  return p.name === PUBLISHER
+  return p.name === PUBLISHER || p.publishes
     ? p.page.evaluate(publisherView)
-    : p.page.evaluate(subscriberView, peer(PUBLISHER).id);
+    : p.page.evaluate(subscriberView, peer(p.source || PUBLISHER).id);
 }
 
-/** Waits until `name` plays the publisher's video: connected, a picture, frames decoded. */
+/** Waits until `name` plays its publisher's video: connected, a picture, frames decoded. */
 async function expectPlaysPublisher(name) {
   const p = peer(name);
-  return waitFor(`${name} to play ${PUBLISHER}'s video`, async () => {
+  const source = p.source || PUBLISHER;
+  return waitFor(`${name} to play ${source}'s video`, async () => {
     const view = await viewOf(p);
-    const tile = view.tiles.find((t) => t.id === peer(PUBLISHER).id);
+    const tile = view.tiles.find((t) => t.id === peer(source).id);
     const ok = !!tile && tile.connection === 'connected' && tile.videoWidth > 0 &&
       !!view.video && view.video.framesDecoded > 0;
     return { ok, detail: view, view };
@@ -435,6 +454,9 @@ after(async () => {
     await Promise.race([browser.close().catch(() => {}), sleep(10_000)]);
   }
   if (ctx.server) await ctx.server.stop();
+  if (ctx.secureServer) await ctx.secureServer.stop();
+  if (ctx.turnServer) await ctx.turnServer.stop();
+  if (ctx.coturn) await stopProcess(ctx.coturn);
   if (ctx.tmpDir) rmSync(ctx.tmpDir, { recursive: true, force: true });
 });
 
@@ -442,6 +464,8 @@ const START = 'the server starts in the server namespace';
 const JOIN = 'publisher and both subscribers join; the publisher sends three layers and both subscribers play it';
 const WINDOW = `over ${WINDOW_S} s the shaped subscriber decodes >= ${SHAPED_MIN_FPS} fps with < ${SHAPED_MAX_FREEZE_S} s of freezes; the unshaped one gets >= ${UNSHAPED_MIN_WIDTH} px at >= ${UNSHAPED_MIN_FPS} fps`;
 const FIREFOX_STEP = 'a Firefox subscriber decodes the simulcast publisher\'s video';
+const HTTPS_STEP = 'a Chromium subscriber in the client namespace loads the client over https:// against --tls-self-signed and plays';
+const TURN_STEP = 'coturn on the server namespace\'s address relays a Chromium subscriber in the client namespace forced to relay, and it plays';
 const ICE_TCP_STEP = 'with all outgoing UDP dropped in the client namespace, a Chromium subscriber there connects over ICE-TCP and plays';
 
 step(START, [], async () => {
@@ -450,7 +474,8 @@ step(START, [], async () => {
   const port = await freePort(SERVER_IP);
   ctx.baseUrl = `http://${SERVER_IP}:${port}`;
   ctx.server = await startServer({
-    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open'],
+    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open',
+      ...EXTRA_SERVER_ARGS],
     baseUrl: ctx.baseUrl,
     logPath: path.join(ARTIFACTS, 'simulcast-server.log'),
     timeoutMs: SERVER_START_MS,
@@ -584,6 +609,70 @@ step(FIREFOX_STEP, [JOIN], async (t) => {
   }
   console.log(`Firefox subscriber: framesDecoded ${before} -> ${rising.view.video.framesDecoded}; over ${FIREFOX_SAMPLE_S} s: ` +
     JSON.stringify(figures(samples)));
+});
+
+step(HTTPS_STEP, [START], async () => {
+  const port = await freePort(SERVER_IP);
+  const secureUrl = `https://${SERVER_IP}:${port}`;
+  ctx.secureServer = await startServer({
+    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open', '--tls-self-signed'],
+    baseUrl: secureUrl,
+    logPath: path.join(ARTIFACTS, 'simulcast-tls-server.log'),
+    timeoutMs: SERVER_START_MS,
+  });
+  const made = ctx.secureServer.tail.find((l) => l.includes('self-signed TLS certificate'));
+  assert.ok(made && made.includes(SERVER_IP), `the certificate names the public IP: ${made}`);
+  const publisher = await openChromiumPeer('server-side', 'TlsPublisher', { publishes: true, baseUrl: secureUrl });
+  await publisher.page.goto(joinUrl(publisher.name, secureUrl));
+  const sending = await waitFor('TlsPublisher to publish over https', async () => {
+    const view = await viewOf(publisher);
+    return { ok: !!view.participantId && view.publishState === 'connected', detail: view, view };
+  }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
+  publisher.id = sending.view.participantId;
+  const viewer = await openChromiumPeer('client-side', 'TlsViewer', { publishes: false, baseUrl: secureUrl, source: 'TlsPublisher' });
+  await viewer.page.goto(joinUrl(viewer.name, secureUrl));
+  const { view } = await expectPlaysPublisher(viewer.name);
+  assert.equal(new URL(viewer.page.url()).protocol, 'https:', 'the page is served over https');
+  console.log(`TlsViewer (client namespace) plays over ${secureUrl}: framesDecoded ${view.video.framesDecoded}`);
+  await ctx.secureServer.stop();
+  ctx.secureServer = null;
+});
+
+step(TURN_STEP, [START], async () => {
+  const secret = 'simulcast-test-turn-secret';
+  const turn = await startCoturn({ ip: SERVER_IP, secret, logName: 'simulcast-coturn' });
+  ctx.coturn = turn.child;
+  const port = await freePort(SERVER_IP);
+  // https: the browser gives camera access on the main server's http origin
+  // only (--unsafely-treat-insecure-origin-as-secure names that one).
+  const turnUrl = `https://${SERVER_IP}:${port}`;
+  ctx.turnServer = await startServer({
+    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open',
+      '--tls-self-signed', '--turn-url', turn.url, '--turn-secret', secret],
+    baseUrl: turnUrl,
+    logPath: path.join(ARTIFACTS, 'simulcast-turn-server.log'),
+    timeoutMs: SERVER_START_MS,
+  });
+  const publisher = await openChromiumPeer('server-side', 'TurnPublisher', { publishes: true, baseUrl: turnUrl });
+  await publisher.page.goto(joinUrl(publisher.name, turnUrl));
+  const sending = await waitFor('TurnPublisher to publish', async () => {
+    const view = await viewOf(publisher);
+    return { ok: !!view.participantId && view.publishState === 'connected', detail: view, view };
+  }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
+  publisher.id = sending.view.participantId;
+  const viewer = await openChromiumPeer('client-side', 'RelayViewer', { publishes: false, baseUrl: turnUrl, source: 'TurnPublisher' });
+  await viewer.page.goto(joinUrl(viewer.name, turnUrl, '&relay=1'));
+  const { view } = await expectPlaysPublisher(viewer.name);
+  const route = await subscribePath(viewer);
+  const allocations = turn.log.filter((l) => /ALLOCATE/.test(l) && /success/i.test(l)).length;
+  console.log(`RelayViewer (client namespace) plays through coturn at ${turn.url}: framesDecoded ${view.video.framesDecoded}; ` +
+    `selected pair ${JSON.stringify(route)}; coturn allocation successes ${allocations}`);
+  assert.equal(route.local?.type, 'relay', `the subscribe connection goes through the relay: ${JSON.stringify(route)}`);
+  assert.ok(allocations > 0, 'coturn logged a successful allocation (it checked the credentials Cascade minted)');
+  await ctx.turnServer.stop();
+  ctx.turnServer = null;
+  await stopProcess(ctx.coturn);
+  ctx.coturn = null;
 });
 
 /** nft ruleset that drops every UDP packet leaving the client namespace (a firewall that allows only TCP). */

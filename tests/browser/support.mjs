@@ -168,6 +168,41 @@ export async function startServer({ command = CASCADE_BIN, args, baseUrl, logPat
   return server;
 }
 
+const TURNSERVER = process.env.TURNSERVER_PATH || '/usr/bin/turnserver';
+
+/**
+ * Starts Debian's coturn on `ip` (`use-auth-secret` with `secret`, UDP only,
+ * relay ports 49160-49400) and resolves once its listeners are up, with
+ * `{ child, log, url }`: `log` keeps its output (also written to
+ * `<logName>.log` in the artifacts), `url` is the `turn:` URL to give Cascade.
+ */
+export async function startCoturn({ ip, secret, logName, extraArgs = [] }) {
+  const port = await freePort(ip);
+  const logFile = createWriteStream(path.join(ARTIFACTS, `${logName}.log`));
+  const child = spawn(TURNSERVER, [
+    '-n', `--listening-ip=${ip}`, `--listening-port=${port}`, `--relay-ip=${ip}`,
+    '--min-port=49160', '--max-port=49400', '--use-auth-secret', `--static-auth-secret=${secret}`,
+    '--realm=cascade.test', '--no-tls', '--no-dtls', '--no-cli', '--no-tcp-relay',
+    '--fingerprint', '--log-file=stdout', '--simple-log', '--verbose',
+    `--pidfile=${path.join(ARTIFACTS, `${logName}.pid`)}`, `--db=${path.join(ARTIFACTS, `${logName}.sqlite`)}`,
+    ...extraArgs,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = [];
+  const keep = (chunk) => {
+    logFile.write(chunk);
+    log.push(...chunk.toString().split('\n').filter(Boolean));
+    if (log.length > 5000) log.splice(0, log.length - 5000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  process.once('exit', () => child.exitCode === null && child.kill('SIGKILL'));
+  await waitFor(`coturn to start its listeners on ${ip}`, async () => {
+    if (child.exitCode !== null) throw new Error(`coturn exited: ${log.slice(-20).join('\n')}`);
+    return { ok: log.some((l) => l.includes('Total General servers')), detail: log.slice(-5) };
+  }, { timeoutMs: 15_000, intervalMs: 200 });
+  return { child, log, url: `turn:${ip}:${port}?transport=udp` };
+}
+
 /** The status `url` answers with. An `https://` server is probed without
  * verifying its certificate: the tests start servers with `--tls-self-signed`,
  * and the browsers they drive ignore certificate errors the same way. */

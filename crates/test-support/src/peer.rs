@@ -28,6 +28,8 @@ pub struct Peer {
     pub received: Received,
     stop: watch::Sender<bool>,
     stall: watch::Sender<bool>,
+    /// Set by the task once it stopped reading.
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,9 +40,17 @@ impl Peer {
     }
 
     /// Stops reading from the network (and sending), keeping the socket
-    /// open: a peer that hangs.
-    pub fn stall(&self) {
+    /// open: a peer that hangs. Returns once the peer has stopped (what it
+    /// received is final from then on).
+    pub async fn stall(&self) {
         let _ = self.stall.send(true);
+        for _ in 0..500 {
+            if self.stalled.load(std::sync::atomic::Ordering::SeqCst) || self.task.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the peer did not stall within 5 s");
     }
 
     /// Whether the peer's task ended (its ICE-TCP connection was closed, or
@@ -131,7 +141,9 @@ impl Offering {
             .expect("answer accepted");
         let received: Received = Arc::default();
         let (stop, stopped) = watch::channel(false);
-        let (stall, stalled) = watch::channel(false);
+        let (stall, stall_rx) = watch::channel(false);
+        let stalled: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let stalled_ack = stalled.clone();
         let (rtc, mids, got) = (self.rtc, self.mids, received.clone());
         let task = match self.transport {
             Transport::Udp(socket) => {
@@ -143,7 +155,7 @@ impl Offering {
                     sender,
                     got,
                     stopped,
-                    stalled,
+                    (stall_rx, stalled_ack),
                 ))
             }
             Transport::Tcp => {
@@ -163,7 +175,16 @@ impl Offering {
                         .build()
                         .unwrap();
                     rtc.add_local_candidate(candidate);
-                    run(rtc, link, mids, sender, got, stopped, stalled).await;
+                    run(
+                        rtc,
+                        link,
+                        mids,
+                        sender,
+                        got,
+                        stopped,
+                        (stall_rx, stalled_ack),
+                    )
+                    .await;
                 })
             }
         };
@@ -171,6 +192,7 @@ impl Offering {
             received,
             stop,
             stall,
+            stalled,
             task,
         }
     }
@@ -294,7 +316,7 @@ async fn run(
     sender: Option<u32>,
     received: Received,
     mut stopped: watch::Receiver<bool>,
-    stalled: watch::Receiver<bool>,
+    (stall, stalled): (watch::Receiver<bool>, Arc<std::sync::atomic::AtomicBool>),
 ) {
     let mut buf = vec![0u8; 2048];
     let mut deadline = Instant::now();
@@ -302,8 +324,9 @@ async fn run(
     let mut next_media = Instant::now();
     let mut counter = 0u64;
     loop {
-        if *stalled.borrow() {
+        if *stall.borrow() {
             // Hang with the socket open until told to stop.
+            stalled.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = stopped.changed().await;
             return;
         }
@@ -407,7 +430,16 @@ pub async fn post_offer(
     direction: Direction,
     sender: Option<u32>,
 ) -> (crate::http::Response, Peer) {
-    let offering = offer(direction).await;
+    post_offering(server, path, offer(direction).await, sender).await
+}
+
+/// Like [`post_offer`], for an offer already made ([`offer_over_tcp`]).
+pub async fn post_offering(
+    server: &cascade::server::Server,
+    path: &str,
+    offering: Offering,
+    sender: Option<u32>,
+) -> (crate::http::Response, Peer) {
     let response = crate::http::request(
         server.http_addr(),
         "POST",
