@@ -47,7 +47,7 @@ impl FrameDecoder {
     #[must_use]
     pub fn room(&self) -> usize {
         if self.skipping > 0 {
-            return self.skipping.max(1);
+            return self.skipping;
         }
         (PREFIX_LEN + self.max_frame).saturating_sub(self.buffer.len() - self.start)
     }

@@ -104,6 +104,8 @@ const PUBLISHER = 'Publisher';
 const ctx = {
   server: null,
   baseUrl: null,
+  /** The https servers of the TLS and TURN steps (stopping twice is harmless). */
+  sideServers: [],
   tmpDir: null,
   /** name -> Playwright or Puppeteer browser */
   browsers: new Map(),
@@ -454,8 +456,7 @@ after(async () => {
     await Promise.race([browser.close().catch(() => {}), sleep(10_000)]);
   }
   if (ctx.server) await ctx.server.stop();
-  if (ctx.secureServer) await ctx.secureServer.stop();
-  if (ctx.turnServer) await ctx.turnServer.stop();
+  for (const server of ctx.sideServers) await server.stop();
   if (ctx.coturn) await stopProcess(ctx.coturn);
   if (ctx.tmpDir) rmSync(ctx.tmpDir, { recursive: true, force: true });
 });
@@ -611,57 +612,55 @@ step(FIREFOX_STEP, [JOIN], async (t) => {
     JSON.stringify(figures(samples)));
 });
 
-step(HTTPS_STEP, [START], async () => {
+/**
+ * Starts one more server in the server namespace (https with
+ * `--tls-self-signed`, plus `extraArgs`) and a publisher page `name` on it in
+ * the server-side browser; resolves with the server and its URL once the
+ * publisher is connected. (https: the browser grants camera access on the
+ * main server's http origin only, which --unsafely-treat-insecure-origin-as-secure
+ * names.)
+ */
+async function startSidePublisher(name, logName, extraArgs = []) {
   const port = await freePort(SERVER_IP);
-  const secureUrl = `https://${SERVER_IP}:${port}`;
-  ctx.secureServer = await startServer({
-    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open', '--tls-self-signed'],
-    baseUrl: secureUrl,
-    logPath: path.join(ARTIFACTS, 'simulcast-tls-server.log'),
+  const baseUrl = `https://${SERVER_IP}:${port}`;
+  const server = await startServer({
+    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open',
+      '--tls-self-signed', ...extraArgs],
+    baseUrl,
+    logPath: path.join(ARTIFACTS, `${logName}.log`),
     timeoutMs: SERVER_START_MS,
   });
-  const made = ctx.secureServer.tail.find((l) => l.includes('self-signed TLS certificate'));
-  assert.ok(made && made.includes(SERVER_IP), `the certificate names the public IP: ${made}`);
-  const publisher = await openChromiumPeer('server-side', 'TlsPublisher', { publishes: true, baseUrl: secureUrl });
-  await publisher.page.goto(joinUrl(publisher.name, secureUrl));
-  const sending = await waitFor('TlsPublisher to publish over https', async () => {
+  ctx.sideServers.push(server);
+  const publisher = await openChromiumPeer('server-side', name, { publishes: true, baseUrl });
+  await publisher.page.goto(joinUrl(publisher.name, baseUrl));
+  const sending = await waitFor(`${name} to publish`, async () => {
     const view = await viewOf(publisher);
     return { ok: !!view.participantId && view.publishState === 'connected', detail: view, view };
   }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
   publisher.id = sending.view.participantId;
-  const viewer = await openChromiumPeer('client-side', 'TlsViewer', { publishes: false, baseUrl: secureUrl, source: 'TlsPublisher' });
-  await viewer.page.goto(joinUrl(viewer.name, secureUrl));
+  return { server, baseUrl };
+}
+
+step(HTTPS_STEP, [START], async () => {
+  const { server, baseUrl } = await startSidePublisher('TlsPublisher', 'simulcast-tls-server');
+  const made = server.tail.find((l) => l.includes('self-signed TLS certificate'));
+  assert.ok(made && made.includes(SERVER_IP), `the certificate names the public IP: ${made}`);
+  const viewer = await openChromiumPeer('client-side', 'TlsViewer', { publishes: false, baseUrl, source: 'TlsPublisher' });
+  await viewer.page.goto(joinUrl(viewer.name, baseUrl));
   const { view } = await expectPlaysPublisher(viewer.name);
   assert.equal(new URL(viewer.page.url()).protocol, 'https:', 'the page is served over https');
-  console.log(`TlsViewer (client namespace) plays over ${secureUrl}: framesDecoded ${view.video.framesDecoded}`);
-  await ctx.secureServer.stop();
-  ctx.secureServer = null;
+  console.log(`TlsViewer (client namespace) plays over ${baseUrl}: framesDecoded ${view.video.framesDecoded}`);
+  await server.stop();
 });
 
 step(TURN_STEP, [START], async () => {
   const secret = 'simulcast-test-turn-secret';
   const turn = await startCoturn({ ip: SERVER_IP, secret, logName: 'simulcast-coturn' });
   ctx.coturn = turn.child;
-  const port = await freePort(SERVER_IP);
-  // https: the browser gives camera access on the main server's http origin
-  // only (--unsafely-treat-insecure-origin-as-secure names that one).
-  const turnUrl = `https://${SERVER_IP}:${port}`;
-  ctx.turnServer = await startServer({
-    args: ['--http-addr', `${SERVER_IP}:${port}`, '--media-addr', '0.0.0.0', '--public-ip', SERVER_IP, '--insecure-open',
-      '--tls-self-signed', '--turn-url', turn.url, '--turn-secret', secret],
-    baseUrl: turnUrl,
-    logPath: path.join(ARTIFACTS, 'simulcast-turn-server.log'),
-    timeoutMs: SERVER_START_MS,
-  });
-  const publisher = await openChromiumPeer('server-side', 'TurnPublisher', { publishes: true, baseUrl: turnUrl });
-  await publisher.page.goto(joinUrl(publisher.name, turnUrl));
-  const sending = await waitFor('TurnPublisher to publish', async () => {
-    const view = await viewOf(publisher);
-    return { ok: !!view.participantId && view.publishState === 'connected', detail: view, view };
-  }, { timeoutMs: MEDIA_WAIT_MS, intervalMs: 500 });
-  publisher.id = sending.view.participantId;
-  const viewer = await openChromiumPeer('client-side', 'RelayViewer', { publishes: false, baseUrl: turnUrl, source: 'TurnPublisher' });
-  await viewer.page.goto(joinUrl(viewer.name, turnUrl, '&relay=1'));
+  const { server, baseUrl } = await startSidePublisher('TurnPublisher', 'simulcast-turn-server',
+    ['--turn-url', turn.url, '--turn-secret', secret]);
+  const viewer = await openChromiumPeer('client-side', 'RelayViewer', { publishes: false, baseUrl, source: 'TurnPublisher' });
+  await viewer.page.goto(joinUrl(viewer.name, baseUrl, '&relay=1'));
   const { view } = await expectPlaysPublisher(viewer.name);
   const route = await subscribePath(viewer);
   const allocations = turn.log.filter((l) => /ALLOCATE/.test(l) && /success/i.test(l)).length;
@@ -669,8 +668,7 @@ step(TURN_STEP, [START], async () => {
     `selected pair ${JSON.stringify(route)}; coturn allocation successes ${allocations}`);
   assert.equal(route.local?.type, 'relay', `the subscribe connection goes through the relay: ${JSON.stringify(route)}`);
   assert.ok(allocations > 0, 'coturn logged a successful allocation (it checked the credentials Cascade minted)');
-  await ctx.turnServer.stop();
-  ctx.turnServer = null;
+  await server.stop();
   await stopProcess(ctx.coturn);
   ctx.coturn = null;
 });
