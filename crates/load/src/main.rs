@@ -323,13 +323,17 @@ impl SpawnedServer {
         })?;
         let stdout = child.stdout.take().context("server stdout")?;
         // Read its stdout on a thread for the whole run, so it never blocks
-        // on a full pipe; the first line carries the HTTP address.
+        // on a full pipe; the first line naming an http:// URL carries the
+        // HTTP address (log lines may come before it: an open server warns).
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
             let mut lines = std::io::BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok);
-            let _ = tx.send(first);
+            let address = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find(|l| l.contains("http://"));
+            let _ = tx.send(address);
             for _ in lines {}
         });
         let started = Instant::now();
