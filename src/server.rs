@@ -109,6 +109,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             connect_timeout: config.connect_timeout,
             disconnect_grace: config.disconnect_grace,
             max_participants_per_room: config.max_participants_per_room,
+            data_limits: config.data_limits,
             ..CoreConfig::new(candidate_addr)
         };
         let (handle, thread) = match worker::spawn(

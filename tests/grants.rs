@@ -22,6 +22,7 @@ fn a_participant_without_can_subscribe_receives_no_tracks() {
     let grants = MediaGrants {
         publish: true,
         subscribe: false,
+        publish_data: true,
     };
     let deaf = sim.join_as("room", "deaf", "deaf-user", grants);
     let listener = sim.join("room", "listener");

@@ -4,6 +4,7 @@
 
 pub mod file;
 
+use crate::media::DataLimits;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -152,6 +153,16 @@ pub struct Args {
     #[arg(long, env = "CASCADE_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
+    /// Data-channel messages one participant may send per second (bursts of
+    /// a second's worth); more are not relayed and the sender is told.
+    #[arg(long, env = "CASCADE_DATA_MESSAGES_PER_SECOND", default_value_t = 100)]
+    pub data_messages_per_second: u32,
+
+    /// Data-channel bytes one participant may send per second (bursts of a
+    /// second's worth).
+    #[arg(long, env = "CASCADE_DATA_BYTES_PER_SECOND", default_value_t = 256 * 1024)]
+    pub data_bytes_per_second: u32,
+
     /// Origin of a web app on another site whose pages may open the
     /// signaling WebSocket (`https://app.example.org`), beside the server's
     /// own pages; `*` allows any. Repeat for several.
@@ -267,6 +278,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub max_participants_per_room: usize,
     pub max_rooms: usize,
+    /// What one participant may send on the relayed data channels.
+    pub data_limits: DataLimits,
     /// `--ice-server`s, and `--turn-url`s with what mints their credentials.
     pub ice_servers: IceServers,
     /// How long a drain waits for rooms to empty.
@@ -290,7 +303,7 @@ pub enum ConfigError {
     PortRange { port: u16, workers: usize },
     #[error("every --*-timeout-secs and --disconnect-grace-secs must be at least 1")]
     Timeout,
-    #[error("--max-connections, --max-sessions-per-ip, --joins-per-ip-per-minute, --max-participants-per-room and --max-rooms must be at least 1")]
+    #[error("--max-connections, --max-sessions-per-ip, --joins-per-ip-per-minute, --max-participants-per-room, --max-rooms and --data-*-per-second must be at least 1")]
     ZeroLimit,
     #[error("{0}")]
     Keys(#[from] KeyError),
@@ -357,6 +370,8 @@ impl TryFrom<Args> for Config {
             args.joins_per_ip_per_minute as usize,
             args.max_participants_per_room,
             args.max_rooms,
+            args.data_messages_per_second as usize,
+            args.data_bytes_per_second as usize,
         ];
         if limits.contains(&0) {
             return Err(ConfigError::ZeroLimit);
@@ -424,6 +439,10 @@ impl TryFrom<Args> for Config {
             },
             max_participants_per_room: args.max_participants_per_room,
             max_rooms: args.max_rooms,
+            data_limits: DataLimits {
+                messages_per_second: args.data_messages_per_second,
+                bytes_per_second: args.data_bytes_per_second,
+            },
             ice_servers: IceServers::new(
                 args.ice_servers,
                 args.turn_urls,

@@ -32,6 +32,7 @@ use str0m::media::{MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceCreds, Input, Rtc};
 
+use super::data::DataLimits;
 use super::demux::{stun_local_ufrag, Demux, Route};
 use super::errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
@@ -62,6 +63,8 @@ pub struct CoreConfig {
     pub keyframe_interval: Duration,
     /// Joins beyond this many participants in a room are refused.
     pub max_participants_per_room: usize,
+    /// What one participant may send on the relayed data channels.
+    pub data_limits: DataLimits,
 }
 
 impl CoreConfig {
@@ -74,6 +77,7 @@ impl CoreConfig {
             disconnect_grace: Duration::from_secs(5),
             keyframe_interval: Duration::from_millis(500),
             max_participants_per_room: 1000,
+            data_limits: DataLimits::default(),
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct MediaCore {
     pub(super) layers_changed: bool,
     /// When every subscriber's allocation is redone next.
     pub(super) next_allocation: Instant,
+    /// A relayed data message's envelope being written (reused buffer).
+    pub(super) data_buffer: Vec<u8>,
 }
 
 impl MediaCore {
@@ -136,6 +142,7 @@ impl MediaCore {
             events: VecDeque::new(),
             layers_changed: false,
             next_allocation: now,
+            data_buffer: Vec::new(),
         }
     }
 

@@ -6,7 +6,8 @@
 //! connection to `tracks`, on a WHEP viewer's subscribe connection to
 //! `viewer`, simulcast layers starting and stopping to `simulcast`, a
 //! subscribe connection's bandwidth estimate to the `allocator`, statistics
-//! to the telemetry, connection state to the participant's life
+//! to the telemetry, data-channel messages on a publish connection to the
+//! `data` relay, connection state to the participant's life
 //! (`lifecycle`). Nothing is decided here.
 
 use std::time::Instant;
@@ -78,6 +79,13 @@ impl MediaCore {
             (PeerRole::Subscribe, Event::MediaAdded(added)) => {
                 self.add_slot(owner, added.mid, added.kind)
             }
+            (PeerRole::Publish, Event::ChannelOpen(id, label)) => {
+                self.on_channel_open(key, owner, id, &label)
+            }
+            (PeerRole::Publish, Event::ChannelData(data)) => {
+                self.on_channel_data(now, key, owner, data)
+            }
+            (PeerRole::Publish, Event::ChannelClose(id)) => self.on_channel_close(key, owner, id),
             (_, Event::Connected) => self.on_connected(now, key),
             (_, Event::IceConnectionStateChange(state)) => self.on_ice_state(now, key, state),
             (_, Event::Closed) => self.removals.push((owner, LeaveReason::PeerFailed)),

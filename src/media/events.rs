@@ -9,6 +9,7 @@
 use str0m::change::SdpOffer;
 use str0m::media::{MediaKind, Mid};
 
+use super::data::DataRefusal;
 use super::errors::LeaveReason;
 use super::ids::{DisplayName, Identity, ParticipantId, RoomName, TrackId};
 
@@ -87,6 +88,12 @@ pub enum ParticipantEvent {
     /// is no longer forwarded until you unmute it.
     MutedByOperator {
         mid: Mid,
+    },
+    /// A message you sent on a data channel was not relayed (told at most
+    /// once a second per reason; `message` counts those untold meanwhile).
+    DataRefused {
+        reason: DataRefusal,
+        message: String,
     },
     /// You are no longer in the room. Always the last event a participant gets.
     Removed(LeaveReason),

@@ -15,6 +15,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt, Rid};
 
 use super::allocator::AllocatorState;
+use super::data::DataChannels;
 use super::downtrack::DownTrack;
 use super::events::{OfferedTrack, ParticipantSummary, PauseReason, TrackSummary};
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
@@ -89,12 +90,15 @@ pub enum ParticipantMode {
 pub struct MediaGrants {
     pub publish: bool,
     pub subscribe: bool,
+    /// May send on the relayed data channels (`canPublishData`).
+    pub publish_data: bool,
 }
 
 impl MediaGrants {
     pub const ALL: MediaGrants = MediaGrants {
         publish: true,
         subscribe: true,
+        publish_data: true,
     };
 }
 
@@ -124,6 +128,8 @@ pub struct Participant {
     pub disconnected_since: Option<Instant>,
     /// How its subscribe connection's estimate is spread over its videos.
     pub allocator: AllocatorState,
+    /// Its relayed data channels and sending allowance.
+    pub data: DataChannels,
 }
 
 impl Participant {
@@ -152,6 +158,7 @@ impl Participant {
             subscribe_connected: false,
             disconnected_since: None,
             allocator: AllocatorState::new(now),
+            data: DataChannels::default(),
         }
     }
 

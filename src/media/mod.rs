@@ -18,6 +18,7 @@
 //!   videos (layer choice, pauses, probing); `dynacast`: layers nobody needs;
 //! - `keyframes`: throttled keyframe requests, subscriber to publisher;
 //! - `negotiate`: server-initiated renegotiation of subscribe connections;
+//! - [`data`]: the data-channel relay (limits, envelope);
 //! - `tracks`: publishing and unpublishing; `viewer`: WHEP slots;
 //! - `lifecycle`: removal and the connect and ICE timers;
 //! - `dispatch`: str0m events to all of the above;
@@ -28,6 +29,7 @@
 
 mod allocator;
 pub mod core;
+pub mod data;
 pub mod demux;
 mod dispatch;
 mod downtrack;
@@ -51,6 +53,7 @@ mod viewer;
 pub mod views;
 
 pub use self::core::{CoreConfig, JoinRequest, MediaCore};
+pub use data::{DataLimits, DataRefusal};
 pub use errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
 };

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
+use super::data::DataRefusal;
 use super::errors::LeaveReason;
 use super::ids::{ParticipantId, PeerKey};
 
@@ -68,6 +69,17 @@ pub struct CoreStats {
     /// Times a subscriber's allocation started leaving a video short of its
     /// best allowed layer (or paused it) for want of bandwidth.
     pub allocation_deficits: u64,
+    /// Data-channel messages and bytes received on relayed channels, by
+    /// channel (`[reliable, lossy]`).
+    pub data_messages_in: [u64; 2],
+    pub data_bytes_in: [u64; 2],
+    /// Relayed copies written to receivers' channels, one per receiver.
+    pub data_messages_relayed: [u64; 2],
+    pub data_bytes_relayed: [u64; 2],
+    /// Relayed copies dropped because a receiver's SCTP send buffer was full.
+    pub data_dropped_backlog: [u64; 2],
+    /// Messages not relayed, by `DataRefusal::index`.
+    pub data_refused: [u64; DataRefusal::ALL.len()],
 }
 
 /// Why a packet with a known kind was not forwarded to a subscriber.

@@ -9,8 +9,9 @@
 use prometheus::{IntCounterVec, Opts, Registry};
 
 use super::{reg, WorkerIo, KINDS};
+use crate::media::data::envelope::DataChannelKind;
 use crate::media::stats::{CoreStats, DropReason};
-use crate::media::LeaveReason;
+use crate::media::{DataRefusal, LeaveReason};
 
 /// Reads one series' value from a worker's totals.
 type Read = Box<dyn Fn(&CoreStats, &WorkerIo) -> u64 + Send + Sync>;
@@ -62,6 +63,10 @@ pub fn definitions() -> Vec<CounterDef> {
             ("down", Box::new(|c: &CoreStats, _: &WorkerIo| c.layer_switches_down)),
         ]),
         worker("cascade_bwe_allocation_deficits_total", "Times a subscriber's bandwidth estimate started leaving a video below its best allowed layer or paused", |c, _| c.allocation_deficits),
+        // data channels
+        data_channels("cascade_data_messages_total", "Data-channel messages on the relayed channels: received from senders, relayed (one per receiver), dropped (a receiver's SCTP send buffer was full)", |c| [Some(c.data_messages_in), Some(c.data_messages_relayed), Some(c.data_dropped_backlog)]),
+        data_channels("cascade_data_bytes_total", "Data-channel bytes on the relayed channels: received from senders, relayed (one copy per receiver, envelope included)", |c| [Some(c.data_bytes_in), Some(c.data_bytes_relayed), None]),
+        by_label("cascade_data_refused_messages_total", "Data-channel messages not relayed, by reason", &["reason"], data_refusals()),
         // workers
         worker("cascade_worker_received_datagrams_total", "UDP datagrams a media worker received", |c, _| c.datagrams_in),
         worker("cascade_worker_received_bytes_total", "UDP bytes a media worker received", |c, _| c.bytes_in),
@@ -168,19 +173,66 @@ fn by_kind_and_reason(
     help: &'static str,
     series: Vec<(&'static str, &'static str, Read)>,
 ) -> CounterDef {
+    by_two_labels(name, help, &["kind", "reason"], series)
+}
+
+/// A counter with one series per worker and pair of label values.
+fn by_two_labels(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    series: Vec<(&'static str, &'static str, Read)>,
+) -> CounterDef {
     let series = series
         .into_iter()
-        .map(|(kind, reason, read)| Series {
-            labels: vec![kind, reason],
+        .map(|(a, b, read)| Series {
+            labels: vec![a, b],
             read,
         })
         .collect();
     CounterDef {
         name,
         help,
-        labels: &["kind", "reason"],
+        labels,
         series,
     }
+}
+
+/// A data-channel counter by channel and event (`received`, `relayed`,
+/// `dropped`): `read` gives each event's `[reliable, lossy]` totals, in that
+/// order; an event whose totals are `None` has no series.
+fn data_channels(
+    name: &'static str,
+    help: &'static str,
+    read: fn(&CoreStats) -> [Option<[u64; 2]>; 3],
+) -> CounterDef {
+    let mut series: Vec<(&'static str, &'static str, Read)> = Vec::new();
+    let zero = read(&CoreStats::default());
+    for (e, event) in ["received", "relayed", "dropped"].into_iter().enumerate() {
+        if zero[e].is_none() {
+            continue;
+        }
+        for kind in DataChannelKind::ALL {
+            let k = kind.index();
+            series.push((
+                kind.as_str(),
+                event,
+                Box::new(move |c, _| read(c)[e].map_or(0, |v| v[k])),
+            ));
+        }
+    }
+    by_two_labels(name, help, &["channel", "event"], series)
+}
+
+fn data_refusals() -> Vec<(&'static str, Read)> {
+    DataRefusal::ALL
+        .iter()
+        .map(|reason| {
+            let i = reason.index();
+            let read: Read = Box::new(move |c, _| c.data_refused[i]);
+            (reason.as_str(), read)
+        })
+        .collect()
 }
 
 fn leave_reasons() -> Vec<(&'static str, Read)> {

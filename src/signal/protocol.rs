@@ -9,8 +9,8 @@ use cascade_protocol::{
 use str0m::media::MediaKind;
 
 use crate::media::{
-    LeaveReason, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, PeerRole,
-    TrackSummary,
+    DataRefusal, LeaveReason, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason,
+    PeerRole, TrackSummary,
 };
 
 /// What a WebSocket client is sent for `event`, if anything: a participant
@@ -77,6 +77,15 @@ pub fn server_message(event: ParticipantEvent) -> Option<ServerMessage> {
         ParticipantEvent::MutedByOperator { mid } => ServerMessage::MutedByOperator {
             mid: mid.to_string(),
         },
+        ParticipantEvent::DataRefused { reason, message } => {
+            let code = match reason {
+                DataRefusal::Forbidden => ErrorCode::Forbidden,
+                DataRefusal::TooLarge => ErrorCode::DataTooLarge,
+                DataRefusal::RateLimited => ErrorCode::DataRateLimited,
+                DataRefusal::Malformed => ErrorCode::DataMalformed,
+            };
+            ServerMessage::error(code, message)
+        }
         ParticipantEvent::Removed(LeaveReason::Left) => return None,
         ParticipantEvent::Removed(reason) => ServerMessage::error(
             ErrorCode::Fatal,

@@ -190,6 +190,7 @@ impl Session {
             grants: MediaGrants {
                 publish: permissions.publish,
                 subscribe: permissions.subscribe,
+                publish_data: permissions.publish_data,
             },
         };
         self.state

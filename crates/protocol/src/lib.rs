@@ -262,6 +262,12 @@ error_codes! {
     RateLimited = "rate_limited",
     /// The server is draining for a restart: join another server.
     ServerDraining = "server_draining",
+    /// A data-channel message over 16 KiB was not relayed.
+    DataTooLarge = "data_too_large",
+    /// Data-channel messages beyond the participant's rate were not relayed.
+    DataRateLimited = "data_rate_limited",
+    /// A data-channel message that is not the documented envelope.
+    DataMalformed = "data_malformed",
     /// The session cannot go on (the server closes it).
     Fatal = "fatal",
 }
@@ -367,6 +373,6 @@ mod tests {
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 17);
+        assert_eq!(ErrorCode::ALL.len(), 20);
     }
 }

@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use cascade::media::data::envelope::{LOSSY_LABEL, RELIABLE_LABEL};
 use cascade::media::{
     CoreConfig, CoreEvent, DisplayName, Identity, JoinRequest, LeaveReason, MediaCore, MediaGrants,
     ParticipantEvent, ParticipantId, ParticipantMode, PeerRole, RoomName,
@@ -16,6 +17,7 @@ use cascade::media::{
 use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
@@ -68,6 +70,10 @@ pub struct SimClient {
     pub silent: bool,
     /// Its simulcast video layers, lowest first, if it publishes simulcast.
     pub layers: Vec<LayerSource>,
+    /// Data channels open on its publish connection, by label.
+    pub channels: HashMap<String, ChannelId>,
+    /// Data-channel messages received: (label, binary, bytes).
+    pub data: Vec<(String, bool, Vec<u8>)>,
     sent: u64,
 }
 
@@ -246,6 +252,8 @@ impl Sim {
             removal: None,
             silent,
             layers: Vec::new(),
+            channels: HashMap::new(),
+            data: Vec::new(),
             sent: 0,
         });
         let index = self.clients.len() - 1;
@@ -264,10 +272,46 @@ impl Sim {
         self.publish_with_layers(index, ladder());
     }
 
+    /// The client offers audio + video and the two relayed data channels
+    /// (`cascade-reliable`, and `cascade-lossy` unordered without
+    /// retransmissions) on a new publish connection, as the bundled client does.
+    pub fn publish_with_data(&mut self, index: usize) {
+        self.publish_offering(index, Vec::new(), true);
+    }
+
+    /// Sends `bytes` on the client's open data channel `label`; returns
+    /// whether str0m took it.
+    pub fn send_data(&mut self, index: usize, label: &str, binary: bool, bytes: &[u8]) -> bool {
+        let client = &mut self.clients[index];
+        let id = *client.channels.get(label).expect("channel open");
+        let pc = client.publish.as_mut().expect("publish connection");
+        let taken = pc
+            .rtc
+            .channel(id)
+            .expect("channel open")
+            .write(binary, bytes)
+            .expect("write");
+        self.pump();
+        taken
+    }
+
     /// Publishes audio and video, the video as `layers` (none: one stream).
     fn publish_with_layers(&mut self, index: usize, layers: Vec<LayerSource>) {
+        self.publish_offering(index, layers, false);
+    }
+
+    fn publish_offering(&mut self, index: usize, layers: Vec<LayerSource>, data: bool) {
         let mut pc = self.client_pc();
         let mut api = pc.rtc.sdp_api();
+        if data {
+            api.add_channel(RELIABLE_LABEL.to_string());
+            api.add_channel_with_config(ChannelConfig {
+                label: LOSSY_LABEL.to_string(),
+                ordered: false,
+                reliability: Reliability::MaxRetransmits { retransmits: 0 },
+                ..Default::default()
+            });
+        }
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let simulcast = (!layers.is_empty()).then(|| {
             let mut simulcast = Simulcast::new();
@@ -704,6 +748,18 @@ fn drain_client_noting(
                     },
                 ),
                 Output::Event(Event::Connected) => pc.connected = true,
+                Output::Event(Event::ChannelOpen(id, label)) if !is_sub => {
+                    client.channels.insert(label, id);
+                }
+                Output::Event(Event::ChannelData(d)) if !is_sub => {
+                    let label = client
+                        .channels
+                        .iter()
+                        .find(|(_, c)| **c == d.id)
+                        .map(|(l, _)| l.clone())
+                        .unwrap_or_default();
+                    client.data.push((label, d.binary, d.data));
+                }
                 Output::Event(Event::RtpPacket(p)) if is_sub => {
                     let mid = pc
                         .rtc

@@ -260,6 +260,7 @@ async fn create(
         grants: MediaGrants {
             publish: permissions.publish,
             subscribe: permissions.subscribe,
+            publish_data: permissions.publish_data,
         },
     };
     let answer = state
