@@ -7,7 +7,8 @@
  * offerer and offers never cross:
  *
  *   - publish PC:   the client offers; it sends our microphone and camera
- *                   (`sendonly` transceivers) to the server.
+ *                   (`sendonly` transceivers) to the server, and carries the
+ *                   relayed data channels both ways (data.js).
  *   - subscribe PC: the server offers (first right after `joined`, then again
  *                   whenever the room's set of tracks changes); the client
  *                   answers on the same connection every time. It receives
@@ -20,6 +21,7 @@
  *   signaling.js     the WebSocket and its message queue
  *   ice.js           peer connection setup and trickle candidates
  *   publish.js       local media, the publish PC, mute and camera
+ *   data.js          the relayed data channels: sendData / onData
  *   simulcast.js     the camera's simulcast layers and `publish_layers` (dynacast)
  *   subscribe.js     the subscribe PC, the mid -> track table
  *   adaptive.js      `video_preference`: how each remote video is shown
@@ -36,8 +38,9 @@
  * `data-audio-muted`, `data-connection-state` and `data-paused` (with a
  * `data-testid="track-paused"` overlay while paused); `window.cascade` exposes
  * `participantId`, `publishPc`, `subscribePc`, `tracksByMid`,
- * `publishEncodings` (the camera's simulcast layers) and `videoPreferences`
- * (the last `video_preference` sent per remote track id).
+ * `publishEncodings` (the camera's simulcast layers), `videoPreferences`
+ * (the last `video_preference` sent per remote track id), `dataChannels`
+ * (their states), and the data API `sendData` / `onData` (data.js).
  *
  * Plain browser JavaScript modules, no build step, no external resources.
  */
@@ -50,6 +53,7 @@ import {
   onMutedByOperator,
 } from './publish.js';
 import { onPublishLayers, publishEncodings } from './simulcast.js';
+import { sendData, onData } from './data.js';
 import { onSubscribeOffer, tracksByMid } from './subscribe.js';
 import { isPreferenceError, sentPreferences, stopAdaptiveStream } from './adaptive.js';
 import {
@@ -365,6 +369,22 @@ window.cascade = {
   get publishEncodings() { return fromSession(publishEncodings, []); },
   /** Remote track id -> the last {visible, width, height} sent in video_preference. */
   get videoPreferences() { return fromSession(sentPreferences, {}); },
+  /** Sends app data to the room (data.js): sendData(data, {reliable, to, topic}). */
+  sendData(data, options) {
+    const s = currentSession();
+    if (!s) throw new Error('not in a room');
+    sendData(s, data, options);
+  },
+  /** Registers a callback for relayed data (data.js); returns the unsubscribe function. */
+  onData,
+  /** Test hook: the raw RTCDataChannel ("reliable" or "lossy"), bypassing sendData's checks. */
+  rawDataChannel(kind) { return fromSession((s) => s.channels && s.channels[kind]); },
+  /** The publish connection's data channels' states: {reliable, lossy}. */
+  get dataChannels() {
+    return fromSession((s) => s.channels && {
+      reliable: s.channels.reliable.readyState, lossy: s.channels.lossy.readyState,
+    });
+  },
   join,
   leave,
 };

@@ -1,5 +1,5 @@
 /**
- * The publish connection (the client offers): local camera and microphone,
+ * The publish connection (the client offers): the data channels, local camera and microphone,
  * one `sendonly` transceiver per local track (the camera's as simulcast
  * layers, see simulcast.js), `publish_offer` and `publish_answer`, and
  * muting, which flips a local track's `enabled` and tells the server with
@@ -9,6 +9,7 @@ import { log, errorText } from './log.js';
 import { send } from './signaling.js';
 import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
 import { addCameraTransceiver, logNegotiatedLayers } from './simulcast.js';
+import { openDataChannels } from './data.js';
 
 /** Publish order fixes the publish mids: audio gets "0", video "1" in practice. */
 const KIND_ORDER = ['audio', 'video'];
@@ -41,15 +42,17 @@ export function stopStream(stream) {
   if (stream) stream.getTracks().forEach((t) => t.stop());
 }
 
-/** Creates the publish PC for the local tracks and sends `publish_offer`. */
+/**
+ * Creates the publish PC for the local tracks and the data channels (see
+ * data.js), and sends `publish_offer`. Without camera or microphone it
+ * still carries the data channels.
+ */
 export async function startPublishing(s, onStateChange) {
   const tracks = s.localStream ? sortByKind(s.localStream.getTracks()) : [];
-  if (tracks.length === 0) {
-    log('nothing to publish');
-    return;
-  }
+  if (tracks.length === 0) log('no local media: the publish connection carries data only');
   const pc = newPeerConnection(s, 'publish', onStateChange);
   s.publishPc = pc;
+  openDataChannels(s, pc);
   const streams = [s.localStream];
   for (const track of tracks) {
     const transceiver = track.kind === 'video'
@@ -74,7 +77,7 @@ export async function onPublishAnswer(s, msg) {
   s.publishAnswered = true;
   await flushIncomingCandidates(s, 'publish', pc);
   // Tracks muted before the server knew our mids: tell it now.
-  for (const track of s.localStream.getTracks()) {
+  for (const track of s.localStream ? s.localStream.getTracks() : []) {
     if (!track.enabled) sendMute(s, track.kind);
   }
 }

@@ -28,7 +28,10 @@ export function startSession(room, name, token = null) {
     publishTransceivers: new Map(),
     publishAnswered: false,
     subscribePc: null,
+    /** The subscribe connection's `cascade` channel (it only brings the connection up). */
     dataChannel: null,
+    /** {reliable, lossy}: the publish connection's relayed data channels (data.js). */
+    channels: null,
     /** mid -> {mid, participant_id, track_id, kind} from the latest subscribe_offer. */
     subscribeTracks: new Map(),
     /** Whether the latest subscribe_offer carried a `tracks` table at all. */

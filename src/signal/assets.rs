@@ -43,6 +43,7 @@ static ASSETS: &[Asset] = &[
     client_file!("style.css", CSS),
     client_file!("adaptive.js", JS),
     client_file!("app.js", JS),
+    client_file!("data.js", JS),
     client_file!("ice.js", JS),
     client_file!("log.js", JS),
     client_file!("participants.js", JS),

@@ -382,6 +382,69 @@ step('mic mute on A shows audio-muted on B and C, and unmuted again', async () =
   await expectTileAttr(['Bob', 'Carol'], 'Alice', 'audioMuted', 'false');
 });
 
+step('data: A\'s reliable messages reach B and C in order and its lossy binary arrives; oversize and flooding get errors and harm no one', async () => {
+  const everyone = ['Alice', 'Bob', 'Carol'];
+  for (const name of everyone) {
+    await waitFor(`${name}'s data channels to open`, async () => {
+      const states = await peer(name).page.evaluate(() => window.cascade.dataChannels);
+      return { ok: !!states && states.reliable === 'open' && states.lossy === 'open', detail: states };
+    });
+    await peer(name).page.evaluate(() => {
+      window.__data = [];
+      window.cascade.onData((m) => window.__data.push({
+        ...m, data: typeof m.data === 'string' ? m.data : Array.from(new Uint8Array(m.data)),
+      }));
+    });
+  }
+  const aliceId = await peer('Alice').page.evaluate(() => window.cascade.participantId);
+  await peer('Alice').page.evaluate(() => {
+    for (let i = 0; i < 20; i++) window.cascade.sendData(`m${i}`, { topic: 'test' });
+    window.cascade.sendData(new Uint8Array([0, 1, 254, 255]), { reliable: false, topic: 'state' });
+  });
+  const expected = Array.from({ length: 20 }, (_, i) => `m${i}`);
+  for (const viewer of ['Bob', 'Carol']) {
+    await waitFor(`${viewer} to get Alice's 20 messages and her binary state`, async () => {
+      const got = await peer(viewer).page.evaluate(() => window.__data);
+      const texts = got.filter((m) => m.reliable).map((m) => m.data);
+      const binary = got.find((m) => !m.reliable);
+      const ok = JSON.stringify(texts) === JSON.stringify(expected)
+        && got.every((m) => m.from === aliceId && m.name === 'Alice')
+        && !!binary && JSON.stringify(binary.data) === '[0,1,254,255]' && binary.topic === 'state';
+      return { ok, detail: got.slice(-3) };
+    });
+  }
+  assert.deepEqual(await peer('Alice').page.evaluate(() => window.__data), [], 'no echo to the sender');
+
+  // Carol: sendData refuses an oversize message itself; sent raw, the server refuses it.
+  const refusedLocally = await peer('Carol').page.evaluate(() => {
+    try { window.cascade.sendData('x'.repeat(17000)); return false; } catch (e) { return e instanceof RangeError; }
+  });
+  assert.ok(refusedLocally, 'sendData throws a RangeError over 16 KiB');
+  await peer('Carol').page.evaluate(() => window.cascade.rawDataChannel('reliable').send(JSON.stringify({ data: 'x'.repeat(17000) })));
+  // ... and a flood of 400 lossy messages is cut to the rate limit.
+  await peer('Carol').page.evaluate(() => {
+    for (let i = 0; i < 400; i++) window.cascade.sendData(`flood${i}`, { reliable: false });
+  });
+  await waitFor('Carol to be told of the oversize message and the flood', async () => {
+    const snap = await snapshot(peer('Carol').page);
+    const ok = snap.errors.some((e) => /data_too_large/.test(e)) && snap.errors.some((e) => /data_rate_limited/.test(e));
+    return { ok, detail: snap.errors };
+  });
+  await peer('Alice').page.evaluate(() => window.cascade.sendData('after the flood'));
+  await waitFor('Bob to get Alice\'s message after the flood', async () => {
+    const got = await peer('Bob').page.evaluate(() => window.__data);
+    return { ok: got.some((m) => m.data === 'after the flood'), detail: got.length };
+  });
+  const bobGot = await peer('Bob').page.evaluate(() => window.__data);
+  const flood = bobGot.filter((m) => String(m.data).startsWith('flood')).length;
+  assert.ok(flood >= 50 && flood <= 250, `Bob got the rate-limited part of the flood only: ${flood} of 400`);
+  assert.ok(!bobGot.some((m) => String(m.data).length > 16000), 'the oversize message reached nobody');
+  for (const name of ['Alice', 'Bob']) {
+    assert.deepEqual((await snapshot(peer(name).page)).errors, [], `${name} shows no error`);
+  }
+  await expectPlaying('Bob', ['Alice', 'Carol']);
+});
+
 step('an operator mutes A\'s mic: A is told and shows it muted, B and C see it; A unmutes', async () => {
   const admin = execFileSync(CASCADE_BIN, ['token', 'create', '--identity', 'ops', '--room-admin'], {
     env: { ...process.env, ...API_KEYS },
