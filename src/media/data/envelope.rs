@@ -152,16 +152,25 @@ fn split_binary(bytes: &[u8]) -> Result<(&[u8], &[u8]), DataError> {
     Ok(rest.split_at(len))
 }
 
-/// Parses a message a client sent on a relayed channel (`binary`: its SCTP
-/// payload type said binary).
-pub fn parse_client(binary: bool, bytes: &[u8]) -> Result<ClientData<'_>, DataError> {
+/// The JSON header of a message (the whole of a text message) and the
+/// payload bytes after it (none for text).
+fn read_header<'a, H: Deserialize<'a>>(
+    binary: bool,
+    bytes: &'a [u8],
+) -> Result<(H, &'a [u8]), DataError> {
     let (header, payload) = if binary {
         split_binary(bytes)?
     } else {
         (bytes, &[][..])
     };
-    let header: ClientHeader =
-        serde_json::from_slice(header).map_err(|e| malformed(format!("header: {e}")))?;
+    let header = serde_json::from_slice(header).map_err(|e| malformed(format!("header: {e}")))?;
+    Ok((header, payload))
+}
+
+/// Parses a message a client sent on a relayed channel (`binary`: its SCTP
+/// payload type said binary).
+pub fn parse_client(binary: bool, bytes: &[u8]) -> Result<ClientData<'_>, DataError> {
+    let (header, payload): (ClientHeader, _) = read_header(binary, bytes)?;
     let payload = match (binary, header.data) {
         (true, None) => Payload::Binary(payload),
         (false, Some(text)) => Payload::Text(text),
@@ -262,13 +271,7 @@ pub fn encode_client(message: &ClientData<'_>, out: &mut Vec<u8>) -> bool {
 
 /// Parses a relayed message, as a client does.
 pub fn parse_relayed(binary: bool, bytes: &[u8]) -> Result<RelayedData<'_>, DataError> {
-    let (header, payload) = if binary {
-        split_binary(bytes)?
-    } else {
-        (bytes, &[][..])
-    };
-    let header: RelayHeader =
-        serde_json::from_slice(header).map_err(|e| malformed(format!("header: {e}")))?;
+    let (header, payload): (RelayHeader, _) = read_header(binary, bytes)?;
     let payload = match (binary, header.data) {
         (true, None) => Payload::Binary(payload),
         (false, Some(text)) => Payload::Text(text),
