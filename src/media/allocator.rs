@@ -28,7 +28,9 @@
 //! [`UPGRADE_TRIAL`]: moved down for bandwidth within it, its layer is out of
 //! reach for [`FAILED_UPGRADE_HOLD`], doubled for each failure in a row (a
 //! bursty shaper lets short probes through whole, so the estimate can
-//! promise a layer the link cannot carry, again and again). To find more capacity,
+//! promise a layer the link cannot carry, again and again), unless the
+//! budget proves the layer first ([`CEILING_PROOF`] for
+//! [`CEILING_PROVEN_FOR`]); probing goes on meanwhile. To find more capacity,
 //! the allocator tells str0m what it would like to send
 //! (`bwe().set_bitrate`): str0m probes towards it.
 
@@ -68,6 +70,16 @@ pub const UPGRADE_TRIAL: Duration = Duration::from_secs(6);
 /// retrying is slow: at 10 s, a browser behind a 700 kbit/s `tbf` link froze
 /// for more than 2 s in 20 in 2 of 8 runs, with a trial in most windows.
 pub const FAILED_UPGRADE_HOLD: Duration = Duration::from_secs(30);
+
+/// A failed upgrade's layer comes back before its hold ends once the
+/// budget held this multiple of the layer's price for [`CEILING_PROVEN_FOR`]:
+/// the link carries it after all (it widened, or the failure was a blip).
+/// A bursty shaper's probe overshoot, the reason for the hold, lasts
+/// well under that.
+pub const CEILING_PROOF: f64 = 2.0;
+
+/// How long the budget must hold [`CEILING_PROOF`] to lift a ceiling.
+pub const CEILING_PROVEN_FOR: Duration = Duration::from_secs(5);
 
 /// The longest a failed upgrade's layer is kept out of reach.
 pub const MAX_FAILED_UPGRADE_HOLD: Duration = Duration::from_secs(240);
@@ -115,6 +127,11 @@ pub struct Demand {
     /// The highest layer the subscriber may get (its preference); `None`:
     /// it does not want the video now (hidden tile).
     pub cap: Option<usize>,
+    /// The highest layer an upgrade may reach now, below `cap` after a
+    /// failed upgrade. What the subscriber wants is still `cap`: the
+    /// shortfall keeps str0m probing, which is how the link can prove it
+    /// carries the failed layer after all.
+    pub ceiling: Option<usize>,
     /// The layer currently chosen, `None` if paused or new.
     pub current: Option<usize>,
     /// Whether upgrades are on hold after a recent downgrade.
@@ -158,7 +175,7 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
     for &i in &order {
         let d = &demands[i];
         let Some(cap) = d.cap else { continue };
-        let Some((lowest, price)) = d.allowed(cap).next() else {
+        let Some((lowest, price)) = d.allowed(d.reachable(cap)).next() else {
             decisions[i] = Decision::Paused(PauseReason::Publisher);
             continue;
         };
@@ -182,7 +199,7 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
             };
             let d = &demands[i];
             let Some(cap) = d.cap else { continue };
-            let Some((next, price)) = d.allowed(cap).find(|(l, _)| *l > at) else {
+            let Some((next, price)) = d.allowed(d.reachable(cap)).find(|(l, _)| *l > at) else {
                 continue;
             };
             if d.hold && d.current.is_some_and(|c| next > c) {
@@ -219,6 +236,11 @@ pub fn allocate(budget: u64, demands: &[Demand]) -> Allocation {
 }
 
 impl Demand {
+    /// The highest layer that may be chosen now under `cap`.
+    fn reachable(&self, cap: usize) -> usize {
+        self.ceiling.map_or(cap, |c| c.min(cap))
+    }
+
     /// The flowing layers up to `cap`, with their prices, lowest first.
     fn allowed(&self, cap: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.layers
@@ -449,6 +471,7 @@ impl MediaCore {
             let for_bandwidth =
                 down && before.is_some_and(|b| demands[n].cap.is_some_and(|cap| cap >= b));
             judge_trial(&mut sub.trial, now, before, target, for_bandwidth);
+            lift_proven_ceiling(&mut sub.trial, now, budget, &demands[n]);
             if sub.down.set_target(target) && target != before {
                 keyframes.push((source, target));
             }
@@ -558,6 +581,31 @@ fn judge_trial(
     }
 }
 
+/// Lifts a failed upgrade's ceiling once the budget held
+/// [`CEILING_PROOF`] times the failed layer's price for
+/// [`CEILING_PROVEN_FOR`].
+fn lift_proven_ceiling(trial: &mut UpgradeTrial, now: Instant, budget: u64, demand: &Demand) {
+    let Some((layer, until)) = trial.ceiling else {
+        trial.proven_since = None;
+        return;
+    };
+    let price = demand.layers.get(layer).copied().flatten();
+    let proven = now < until && price.is_some_and(|p| budget as f64 >= p as f64 * CEILING_PROOF);
+    if !proven {
+        trial.proven_since = None;
+        return;
+    }
+    let since = *trial.proven_since.get_or_insert(now);
+    if now >= since + CEILING_PROVEN_FOR {
+        tracing::debug!(
+            layer,
+            "the link proved a failed upgrade's layer: ceiling lifted"
+        );
+        trial.ceiling = None;
+        trial.proven_since = None;
+    }
+}
+
 fn differs_by_a_tenth(a: u64, b: u64) -> bool {
     a.abs_diff(b) * 10 > a.max(b)
 }
@@ -603,14 +651,15 @@ fn demand(sub: &Subscription, layers: &[Layer], now: Instant) -> Demand {
     // A failed upgrade's layer is out of reach for a while (not the lowest:
     // that one is the pause logic's).
     let ceiling = match sub.trial.ceiling {
-        Some((layer, until)) if layer > 0 && now < until => layer - 1,
-        _ => usize::MAX,
+        Some((layer, until)) if layer > 0 && now < until => Some(layer - 1),
+        _ => None,
     };
     Demand {
         layers: (0..layers.len()).map(|l| layer_price(layers, l)).collect(),
         cap: pref
             .visible
-            .then(|| layer_cap(layers, pref.width, pref.height).min(ceiling)),
+            .then(|| layer_cap(layers, pref.width, pref.height)),
+        ceiling,
         current: sub.down.target(),
         hold: sub.upgrade_hold_until.is_some_and(|t| now < t),
         priority: 0,
@@ -626,6 +675,7 @@ mod tests {
         Demand {
             layers: vec![Some(150_000), Some(500_000), Some(1_700_000)],
             cap: Some(2),
+            ceiling: None,
             current,
             hold: false,
             priority: 0,
@@ -659,6 +709,39 @@ mod tests {
         judge_trial(&mut trial, now, Some(1), Some(2), false);
         judge_trial(&mut trial, now, Some(2), Some(0), false);
         assert_eq!((trial.upgraded, trial.failures), (None, 0));
+    }
+
+    #[test]
+    fn a_ceiling_holds_the_layer_down_but_the_want_keeps_probing() {
+        let held = Demand {
+            ceiling: Some(0),
+            ..camera(Some(0))
+        };
+        let a = allocate(5_000_000, &[held]);
+        assert_eq!(layers(&a), [Decision::Layer(0)]);
+        assert!(a.deficit, "short of the top: str0m keeps probing");
+        assert_eq!(a.wanted, 1_700_000);
+    }
+
+    #[test]
+    fn a_ceiling_lifts_once_the_budget_proves_the_failed_layer() {
+        let t0 = Instant::now();
+        let demand = camera(Some(0));
+        let mut trial = UpgradeTrial {
+            ceiling: Some((1, t0 + FAILED_UPGRADE_HOLD)),
+            ..UpgradeTrial::default()
+        };
+        let enough = (500_000.0 * CEILING_PROOF) as u64;
+        lift_proven_ceiling(&mut trial, t0, enough, &demand);
+        // A dip below the proof starts the wait over.
+        let t1 = t0 + CEILING_PROVEN_FOR / 2;
+        lift_proven_ceiling(&mut trial, t1, enough - 1, &demand);
+        assert_eq!(trial.proven_since, None);
+        lift_proven_ceiling(&mut trial, t1, enough, &demand);
+        lift_proven_ceiling(&mut trial, t0 + CEILING_PROVEN_FOR, enough, &demand);
+        assert!(trial.ceiling.is_some(), "not proven for long enough yet");
+        lift_proven_ceiling(&mut trial, t1 + CEILING_PROVEN_FOR, enough, &demand);
+        assert_eq!(trial.ceiling, None);
     }
 
     fn layers(a: &Allocation) -> Vec<Decision> {

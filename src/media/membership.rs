@@ -314,6 +314,8 @@ pub struct UpgradeTrial {
     pub failures: u32,
     /// No upgrade to this layer or above before the instant.
     pub ceiling: Option<(usize, Instant)>,
+    /// Since when the budget has held enough to lift the ceiling early.
+    pub proven_since: Option<Instant>,
 }
 
 /// How a subscriber shows a remote video: whether at all, and at what size
