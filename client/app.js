@@ -26,6 +26,9 @@
  *   subscribe.js     the subscribe PC, the mid -> track table
  *   adaptive.js      `video_preference`: how each remote video is shown
  *   participants.js  the room's other participants, their tracks and paused videos
+ *   speakers.js      `active_speakers`: the speaking tiles' highlight
+ *   pages.js         pages of tiles beyond 16, speakers brought to the first
+ *   chat.js          the chat panel (reliable data channel, topic "chat")
  *   tiles.js         the grid's tiles for local and remote participants
  *   log.js           console logging
  *
@@ -35,8 +38,11 @@
  *
  * Test hooks: `data-testid` attributes on the page, remote tiles carry
  * `data-participant-id`, `data-participant-name`, `data-video-muted`,
- * `data-audio-muted`, `data-connection-state` and `data-paused` (with a
- * `data-testid="track-paused"` overlay while paused); `window.cascade` exposes
+ * `data-audio-muted`, `data-connection-state`, `data-speaking` (with a
+ * `data-testid="active-speaker"` marker while speaking) and `data-paused`
+ * (with a `data-testid="track-paused"` overlay while paused); the chat's
+ * hooks are listed in chat.js; `copy-link` copies the room's invite link
+ * (`data-link` holds the last one copied); `window.cascade` exposes
  * `participantId`, `publishPc`, `subscribePc`, `tracksByMid`,
  * `publishEncodings` (the camera's simulcast layers), `videoPreferences`
  * (the last `video_preference` sent per remote track id), `dataChannels`
@@ -54,6 +60,8 @@ import {
 } from './publish.js';
 import { onPublishLayers, publishEncodings } from './simulcast.js';
 import { sendData, onData } from './data.js';
+import { onActiveSpeakers } from './speakers.js';
+import { initChat, resetChat } from './chat.js';
 import { onSubscribeOffer, tracksByMid } from './subscribe.js';
 import { isPreferenceError, sentPreferences, stopAdaptiveStream } from './adaptive.js';
 import {
@@ -84,6 +92,7 @@ const ui = {
   micButton: byId('toggle-mic'),
   cameraButton: byId('toggle-camera'),
   leaveButton: byId('leave'),
+  copyLinkButton: byId('copy-link'),
   audioUnlockButton: byId('audio-unlock-button'),
 };
 
@@ -100,6 +109,7 @@ const HANDLERS = {
   track_paused: (s, m) => pauseTrack(s, m.participant_id, m.track_id, m.reason),
   track_resumed: (s, m) => resumeTrack(s, m.participant_id, m.track_id),
   publish_layers: onPublishLayers,
+  active_speakers: onActiveSpeakers,
   muted_by_operator: (s, m) => {
     const kind = onMutedByOperator(s, m);
     if (!kind) return;
@@ -211,6 +221,7 @@ function teardown(s) {
   closeSocket(s);
   for (const p of s.participants.values()) detachMedia(p.tile);
   if (s.localTile) detachMedia(s.localTile);
+  resetChat();
   showJoinScreen();
 }
 
@@ -325,6 +336,30 @@ function rememberRoomInUrl(room) {
   history.replaceState(null, '', url);
 }
 
+/**
+ * The link that invites someone to this room: the page with `?room=`, and
+ * no token (an access token is personal; a server that needs one hands
+ * each guest their own).
+ */
+function inviteLink(room) {
+  const url = new URL(location.pathname, location.origin);
+  url.searchParams.set('room', room);
+  return url.href;
+}
+
+async function copyInviteLink() {
+  const s = currentSession();
+  if (!s) return;
+  const link = inviteLink(s.room);
+  ui.copyLinkButton.dataset.link = link;
+  try {
+    await navigator.clipboard.writeText(link);
+    showNotice(`Invite link copied: ${link}`);
+  } catch {
+    showNotice(`Copy this invite link: ${link}`);
+  }
+}
+
 /** The access token of the join link (`?token=`), if it has one. */
 function accessToken() {
   return new URLSearchParams(location.search).get('token');
@@ -345,6 +380,8 @@ function init() {
   ui.micButton.addEventListener('click', () => onToggleLocal('audio'));
   ui.cameraButton.addEventListener('click', () => onToggleLocal('video'));
   ui.leaveButton.addEventListener('click', leave);
+  ui.copyLinkButton.addEventListener('click', copyInviteLink);
+  initChat(showError);
   ui.audioUnlockButton.addEventListener('click', unlockAudio);
   window.addEventListener('pagehide', () => currentSession() && leave());
   if (room && name) join(room.trim(), name.trim());

@@ -6,6 +6,7 @@
  * unblocks autoplay.
  */
 import { log, errorText } from './log.js';
+import { arrangeTiles } from './pages.js';
 
 const grid = document.getElementById('grid');
 const tileTemplate = document.getElementById('tile-template');
@@ -60,11 +61,12 @@ export function removeTile(tile) {
 /** Empties the grid (the tiles' media must be detached already). */
 export function clearTiles() {
   grid.replaceChildren();
+  updateGridSize();
 }
 
-/** Lets the CSS pick column counts from the number of tiles. */
+/** Lets the CSS pick column counts from the number of tiles shown (pages.js). */
 function updateGridSize() {
-  grid.dataset.count = String(grid.children.length);
+  arrangeTiles();
 }
 
 /** Gives a tile these receiver tracks, touching the elements only on change. */

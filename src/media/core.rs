@@ -123,6 +123,8 @@ pub struct MediaCore {
     pub(super) next_allocation: Instant,
     /// A relayed data message's envelope being written (reused buffer).
     pub(super) data_buffer: Vec<u8>,
+    /// When rooms' active speakers are decided next.
+    pub(super) next_speaker_round: Instant,
 }
 
 impl MediaCore {
@@ -143,6 +145,7 @@ impl MediaCore {
             layers_changed: false,
             next_allocation: now,
             data_buffer: Vec::new(),
+            next_speaker_round: now + super::speakers::SPEAKER_ROUND,
         }
     }
 

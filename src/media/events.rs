@@ -95,8 +95,19 @@ pub enum ParticipantEvent {
         reason: DataRefusal,
         message: String,
     },
+    /// Who in your room speaks now, loudest first (empty: nobody). Sent
+    /// when the list changes, at most once per speaker round.
+    ActiveSpeakers(Vec<Speaker>),
     /// You are no longer in the room. Always the last event a participant gets.
     Removed(LeaveReason),
+}
+
+/// A participant speaking, with its smoothed level in -dBov (0 = full
+/// scale, 127 = silence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Speaker {
+    pub participant: ParticipantId,
+    pub level: u8,
 }
 
 /// Why a subscriber's video was paused.

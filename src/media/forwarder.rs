@@ -71,6 +71,9 @@ impl MediaCore {
             }
         };
         let kind = track.kind;
+        if let (MediaKind::Audio, Some(level)) = (kind, packet.header.ext_vals.audio_level) {
+            track.speech.observe(level);
+        }
         let simulcast = track.layers.len() > 1;
         let source_layer = &mut track.layers[layer];
         let starts_frame = source_layer.on_packet(packet.header.timestamp, packet.payload.len());

@@ -243,6 +243,7 @@ impl MediaCore {
             }
         }
         self.simulcast_round(now);
+        self.speaker_round(now);
         self.send_deferred_keyframe_requests(now);
         for peer in self.scheduler.peers() {
             if !peer.rtc.is_alive() {

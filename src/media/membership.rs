@@ -21,6 +21,7 @@ use super::events::{OfferedTrack, ParticipantSummary, PauseReason, TrackSummary}
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
 use super::keyframes::KeyframeThrottle;
 use super::simulcast::{layers_for, Layer};
+use super::speakers::SpeechMeter;
 
 /// Rooms and participants of one core.
 #[derive(Default)]
@@ -69,6 +70,8 @@ impl Membership {
 #[derive(Debug, Default)]
 pub struct Room {
     pub members: Vec<ParticipantId>,
+    /// The active speakers its members were last told, loudest first.
+    pub speakers: Vec<ParticipantId>,
 }
 
 /// How a participant connects, which decides what it receives.
@@ -130,6 +133,8 @@ pub struct Participant {
     pub allocator: AllocatorState,
     /// Its relayed data channels and sending allowance.
     pub data: DataChannels,
+    /// Whether it was told its room's active speakers since it joined.
+    pub speakers_told: bool,
 }
 
 impl Participant {
@@ -159,6 +164,7 @@ impl Participant {
             disconnected_since: None,
             allocator: AllocatorState::new(now),
             data: DataChannels::default(),
+            speakers_told: false,
         }
     }
 
@@ -245,6 +251,8 @@ pub struct PublishedTrack {
     /// Participants receiving this track.
     pub subscribers: Vec<ParticipantId>,
     pub keyframes: KeyframeThrottle,
+    /// Whether its audio carries speech now (audio tracks only).
+    pub speech: SpeechMeter,
 }
 
 impl PublishedTrack {
@@ -260,6 +268,7 @@ impl PublishedTrack {
             params: Vec::new(),
             subscribers: Vec::new(),
             keyframes: KeyframeThrottle::default(),
+            speech: SpeechMeter::default(),
         }
     }
 

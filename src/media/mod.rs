@@ -47,6 +47,7 @@ pub mod peer;
 pub mod rewrite;
 mod scheduler;
 mod simulcast;
+mod speakers;
 pub mod stats;
 mod tracks;
 mod viewer;
@@ -58,7 +59,8 @@ pub use errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
 };
 pub use events::{
-    CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, TrackSummary,
+    CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, Speaker,
+    TrackSummary,
 };
 pub use ids::{DisplayName, Identity, NameError, ParticipantId, PeerKey, RoomName, TrackId};
 pub use membership::{MediaGrants, ParticipantMode, VideoPreference};

@@ -69,6 +69,8 @@ pub struct CoreStats {
     /// Times a subscriber's allocation started leaving a video short of its
     /// best allowed layer (or paused it) for want of bandwidth.
     pub allocation_deficits: u64,
+    /// Speaker rounds that told some room a new list of active speakers.
+    pub speaker_updates: u64,
     /// Data-channel messages and bytes received on relayed channels, by
     /// channel (`[reliable, lossy]`).
     pub data_messages_in: [u64; 2],

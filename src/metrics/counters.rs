@@ -63,6 +63,7 @@ pub fn definitions() -> Vec<CounterDef> {
             ("down", Box::new(|c: &CoreStats, _: &WorkerIo| c.layer_switches_down)),
         ]),
         worker("cascade_bwe_allocation_deficits_total", "Times a subscriber's bandwidth estimate started leaving a video below its best allowed layer or paused", |c, _| c.allocation_deficits),
+        worker("cascade_active_speaker_updates_total", "Speaker rounds (300 ms) in which some room's list of active speakers changed and its members were told", |c, _| c.speaker_updates),
         // data channels
         data_channels("cascade_data_messages_total", "Data-channel messages on the relayed channels: received from senders, relayed (one per receiver), dropped (a receiver's SCTP send buffer was full)", |c| [Some(c.data_messages_in), Some(c.data_messages_relayed), Some(c.data_dropped_backlog)]),
         data_channels("cascade_data_bytes_total", "Data-channel bytes on the relayed channels: received from senders, relayed (one copy per receiver, envelope included)", |c| [Some(c.data_bytes_in), Some(c.data_bytes_relayed), None]),

@@ -3,8 +3,8 @@
 //! become the core's.
 
 use cascade_protocol::{
-    ErrorCode, LayerActivity, ParticipantInfo, PcKind, ServerMessage, SubscribedTrack, TrackInfo,
-    TrackKind, PROTOCOL_VERSION,
+    ActiveSpeaker, ErrorCode, LayerActivity, ParticipantInfo, PcKind, ServerMessage,
+    SubscribedTrack, TrackInfo, TrackKind, PROTOCOL_VERSION,
 };
 use str0m::media::MediaKind;
 
@@ -86,6 +86,15 @@ pub fn server_message(event: ParticipantEvent) -> Option<ServerMessage> {
             };
             ServerMessage::error(code, message)
         }
+        ParticipantEvent::ActiveSpeakers(speakers) => ServerMessage::ActiveSpeakers {
+            speakers: speakers
+                .into_iter()
+                .map(|s| ActiveSpeaker {
+                    participant_id: s.participant.to_string(),
+                    level: s.level,
+                })
+                .collect(),
+        },
         ParticipantEvent::Removed(LeaveReason::Left) => return None,
         ParticipantEvent::Removed(reason) => ServerMessage::error(
             ErrorCode::Fatal,

@@ -15,6 +15,11 @@
  *   3. A turns the camera off (and on again): B and C see it on A's tile and
  *      report A's video hidden (and shown again);
  *   4. A mutes the microphone (and unmutes): B and C see it;
+ *      then data (the relayed channels), chat typed on one page reaching the
+ *      others in order with an unread badge, the active-speaker marker
+ *      following the one unmuted microphone (the fake microphone plays a
+ *      speech-like WAV), the invite link, and screenshots of the desktop and
+ *      phone layouts (written to target/e2e-desktop.png, e2e-phone.png);
  *   5. C clicks Leave: A's and B's grids shrink to one remote tile;
  *   6. A and B still decode each other's video;
  *   7. C joins again (now a late joiner): all three play each other again;
@@ -36,7 +41,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
   ARTIFACTS, CASCADE_BIN, CHROMIUM, CHROMIUM_ARGS, CLIENT_FROM_DISK, clientFiles, freePort, serveClientFromDisk, startServer, sleep,
-  waitFor as waitForWithin,
+  waitFor as waitForWithin, writeSpeechWav,
 } from './support.mjs';
 
 /** Bounds for the waits below (not performance expectations). */
@@ -242,6 +247,19 @@ async function expectTileAttr(viewers, publisher, attr, value) {
   }
 }
 
+/** Which tiles of `name`'s page carry the active-speaker marker: names, "self" for our own. */
+function speakerMarks(name) {
+  return peer(name).page.evaluate(() => [...document.querySelectorAll('[data-testid="active-speaker"]')]
+    .map((m) => m.closest('.tile'))
+    .map((t) => (t.classList.contains('local') ? 'self' : t.dataset.participantName)));
+}
+
+/** The chat messages on `name`'s page: "from: text". */
+function chatLines(name) {
+  return peer(name).page.evaluate(() => [...document.querySelectorAll('[data-testid="chat-message"]')]
+    .map((m) => `${m.dataset.from}: ${m.querySelector('.chat-text').textContent}`));
+}
+
 async function click(name, testid) {
   await peer(name).page.click(`[data-testid="${testid}"]`, { timeout: STATE_WAIT_MS });
 }
@@ -321,7 +339,12 @@ step('server starts and serves the bundled client', async () => {
     assert.equal(res.status, 200, `GET ${file}`);
     assert.match(res.headers.get('content-type') || '', new RegExp(type.split('/')[1]), `content-type of ${file}`);
   }
-  ctx.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const speech = writeSpeechWav(path.join(ARTIFACTS, 'e2e-speech.wav'));
+  ctx.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${speech}`],
+  });
 });
 
 step('three participants join and each plays two remote videos', async () => {
@@ -443,6 +466,106 @@ step('data: A\'s reliable messages reach B and C in order and its lossy binary a
     assert.deepEqual((await snapshot(peer(name).page)).errors, [], `${name} shows no error`);
   }
   await expectPlaying('Bob', ['Alice', 'Carol']);
+});
+
+step('chat typed on A reaches B and C in order, with an unread badge while closed; C answers', async () => {
+  const alice = peer('Alice').page;
+  await click('Alice', 'toggle-chat');
+  await alice.fill('[data-testid="chat-input"]', 'hello 1');
+  await click('Alice', 'chat-send');
+  await alice.fill('[data-testid="chat-input"]', 'hello 2');
+  await alice.press('[data-testid="chat-input"]', 'Enter');
+  await alice.fill('[data-testid="chat-input"]', 'hello 3 <b>not bold</b>');
+  await click('Alice', 'chat-send');
+  const sent = ['Alice: hello 1', 'Alice: hello 2', 'Alice: hello 3 <b>not bold</b>'];
+  for (const viewer of ['Bob', 'Carol']) {
+    await waitFor(`${viewer} to get Alice's three chat lines in order, counted unread`, async () => {
+      const lines = await chatLines(viewer);
+      const unread = await peer(viewer).page.evaluate(() => {
+        const badge = document.querySelector('[data-testid="chat-unread"]');
+        return badge.hidden ? null : badge.textContent;
+      });
+      return { ok: JSON.stringify(lines) === JSON.stringify(sent) && unread === '3', detail: { lines, unread } };
+    });
+  }
+  assert.deepEqual(await chatLines('Alice'), sent.map((l) => l.replace('Alice:', 'Alice (you):')), 'Alice sees her own lines');
+  const bold = await peer('Bob').page.evaluate(() => document.querySelectorAll('.chat-text b').length);
+  assert.equal(bold, 0, 'chat text is text, not HTML');
+  // Bob opens the panel: the badge goes.
+  await click('Bob', 'toggle-chat');
+  const bobPanel = await peer('Bob').page.evaluate(() => ({
+    open: !document.querySelector('[data-testid="chat-panel"]').hidden,
+    badge: document.querySelector('[data-testid="chat-unread"]').hidden,
+    times: [...document.querySelectorAll('[data-testid="chat-message"] time')].map((t) => t.textContent),
+  }));
+  assert.ok(bobPanel.open && bobPanel.badge, `Bob's panel opens and clears the badge: ${JSON.stringify(bobPanel)}`);
+  assert.ok(bobPanel.times.length === 3 && bobPanel.times.every((t) => /\d/.test(t)), `each line has a time: ${bobPanel.times}`);
+  await click('Carol', 'toggle-chat');
+  await peer('Carol').page.fill('[data-testid="chat-input"]', 'hi from Carol');
+  await peer('Carol').page.press('[data-testid="chat-input"]', 'Enter');
+  for (const viewer of ['Alice', 'Bob']) {
+    await waitFor(`${viewer} to get Carol's answer after Alice's lines`, async () => {
+      const lines = await chatLines(viewer);
+      return { ok: lines.length === 4 && lines[3] === 'Carol: hi from Carol', detail: lines };
+    });
+  }
+});
+
+step('the active-speaker marker follows the one participant whose microphone is on', async () => {
+  await click('Bob', 'toggle-mic');
+  await click('Carol', 'toggle-mic');
+  const expectMarks = async (speaker) => {
+    for (const viewer of NAMES) {
+      const want = viewer === speaker ? ['self'] : [speaker];
+      await waitFor(`${viewer} to mark ${speaker} alone as speaking`, async () => {
+        const marks = await speakerMarks(viewer);
+        return { ok: JSON.stringify(marks) === JSON.stringify(want), detail: marks };
+      });
+    }
+  };
+  await expectMarks('Alice');
+  await click('Alice', 'toggle-mic');
+  await click('Bob', 'toggle-mic');
+  await expectMarks('Bob');
+  // Everyone's microphone on again for the steps that follow.
+  await click('Alice', 'toggle-mic');
+  await click('Carol', 'toggle-mic');
+  const speaking = await peer('Bob').page.evaluate(() => document.querySelector('.tile.local').dataset.speaking);
+  assert.equal(speaking, 'true', 'the speaking tile is highlighted');
+});
+
+step('the invite link names the room and no token; desktop and phone layouts are captured', async () => {
+  await peer('Alice').context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: ctx.baseUrl });
+  await click('Alice', 'copy-link');
+  const expected = `${ctx.baseUrl}/?room=${encodeURIComponent(ROOM)}`;
+  await waitFor('Alice to be shown the invite link', async () => {
+    const notices = await peer('Alice').page.evaluate(() =>
+      [...document.querySelectorAll('[data-testid="notice"]')].map((n) => n.textContent));
+    return { ok: notices.some((n) => n.includes(expected)), detail: notices };
+  });
+  const copied = await peer('Alice').page.evaluate(() => navigator.clipboard.readText().catch((e) => `unreadable: ${e}`));
+  assert.equal(copied, expected, 'the clipboard holds the invite link, without a token');
+
+  const desktop = path.join(ARTIFACTS, 'e2e-desktop.png');
+  await peer('Alice').page.screenshot({ path: desktop });
+  const bob = peer('Bob').page;
+  await bob.setViewportSize({ width: 390, height: 844 });
+  await click('Bob', 'toggle-chat'); // closes the panel over the call
+  await sleep(1500);
+  const phone = path.join(ARTIFACTS, 'e2e-phone.png');
+  await bob.screenshot({ path: phone });
+  const layout = await bob.evaluate(() => {
+    const columns = getComputedStyle(document.querySelector('[data-testid="grid"]')).gridTemplateColumns.split(' ').length;
+    const controls = document.querySelector('.controls').getBoundingClientRect();
+    const leave = document.querySelector('[data-testid="leave"]').getBoundingClientRect();
+    return { columns, controlsBottom: controls.bottom, leaveHeight: leave.height, height: innerHeight };
+  });
+  assert.equal(layout.columns, 1, `one column of tiles on a phone: ${JSON.stringify(layout)}`);
+  assert.ok(layout.controlsBottom <= layout.height + 1 && layout.controlsBottom >= layout.height - 60,
+    `controls at the bottom, within thumb reach: ${JSON.stringify(layout)}`);
+  assert.ok(layout.leaveHeight >= 44, `buttons big enough to tap: ${JSON.stringify(layout)}`);
+  console.log(`screenshots: ${desktop} ${phone}`);
+  await bob.setViewportSize({ width: 1280, height: 720 });
 });
 
 step('an operator mutes A\'s mic: A is told and shows it muted, B and C see it; A unmutes', async () => {

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
-import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,6 +39,50 @@ export const CHROMIUM_ARGS = [
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
 ];
+
+/**
+ * Writes a speech-like WAV file (48 kHz mono 16-bit): 10 s of "syllables",
+ * 200 ms of voiced sound (a few harmonics of a wandering pitch, around
+ * -12 dBFS) then 100 ms of silence, for Chromium's
+ * `--use-file-for-fake-audio-capture` (it loops the file). The default fake
+ * microphone only beeps 20 ms twice a second, which is no speech; and a
+ * steady tone would be taken for noise by the noise suppressor.
+ */
+export function writeSpeechWav(file) {
+  const rate = 48_000;
+  const samples = rate * 10;
+  const data = Buffer.alloc(samples * 2);
+  let phase = 0;
+  for (let i = 0; i < samples; i++) {
+    const t = i / rate;
+    const inSyllable = t % 0.3;
+    const syllable = Math.floor(t / 0.3);
+    let v = 0;
+    if (inSyllable < 0.2) {
+      const pitch = 140 + 60 * Math.sin(syllable * 1.7) + 40 * Math.sin(t * 9);
+      phase += (2 * Math.PI * pitch) / rate;
+      const envelope = Math.sin((Math.PI * inSyllable) / 0.2);
+      v = envelope * 0.25 * (Math.sin(phase) + 0.6 * Math.sin(2 * phase) + 0.4 * Math.sin(3 * phase) + 0.2 * Math.sin(5 * phase));
+    }
+    data.writeInt16LE(Math.max(-32767, Math.min(32767, Math.round(v * 32767))), i * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVE', 8);
+  header.write('fmt ', 12);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(file, Buffer.concat([header, data]));
+  return file;
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

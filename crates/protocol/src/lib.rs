@@ -101,6 +101,14 @@ pub struct LayerActivity {
     pub active: bool,
 }
 
+/// A participant speaking now, with its smoothed audio level in -dBov
+/// (0 = full scale, 127 = silence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSpeaker {
+    pub participant_id: String,
+    pub level: u8,
+}
+
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -207,6 +215,12 @@ pub enum ServerMessage {
     /// (`mute` with `muted: false`). The client shows it as muted.
     MutedByOperator {
         mid: String,
+    },
+    /// Who in the room speaks now (the client itself included), loudest
+    /// first; empty when nobody does. Sent when the list changes, at most
+    /// every 300 ms, and once to a participant that just joined.
+    ActiveSpeakers {
+        speakers: Vec<ActiveSpeaker>,
     },
     Error {
         code: ErrorCode,

@@ -21,7 +21,7 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::link::Link;
@@ -74,6 +74,9 @@ pub struct SimClient {
     pub channels: HashMap<String, ChannelId>,
     /// Data-channel messages received: (label, binary, bytes).
     pub data: Vec<(String, bool, Vec<u8>)>,
+    /// The RFC 6464 level (-dBov) its audio packets carry, if any: what its
+    /// microphone hears.
+    pub audio_level: Option<i8>,
     sent: u64,
 }
 
@@ -254,6 +257,7 @@ impl Sim {
             layers: Vec::new(),
             channels: HashMap::new(),
             data: Vec::new(),
+            audio_level: None,
             sent: 0,
         });
         let index = self.clients.len() - 1;
@@ -451,10 +455,16 @@ impl Sim {
                 let mut api = pc.rtc.direct_api();
                 let stream = api.stream_tx_by_mid(mid, None).expect("publish stream");
                 let time = (n * 3000) as u32;
+                let mut ext_vals = ExtensionValues::default();
+                if kind == MediaKind::Audio {
+                    ext_vals.audio_level = client.audio_level;
+                    ext_vals.voice_activity = client.audio_level.map(|l| l > -50);
+                }
                 stream.write_rtp(
                     RtpWrite::new(pt, (1000 + n).into(), time, now, payload)
                         .marker(true)
-                        .nackable(true),
+                        .nackable(true)
+                        .ext_vals(ext_vals),
                 );
             }
         }
