@@ -29,7 +29,8 @@
  *   speakers.js      `active_speakers`: the speaking tiles' highlight
  *   pages.js         pages of tiles beyond 16, speakers brought to the first
  *   chat.js          the chat panel (reliable data channel, topic "chat")
- *   tiles.js         the grid's tiles for local and remote participants
+ *   tiles.js         the grid's tiles for local and remote participants, and
+ *                    shared screens' tiles in the spotlight
  *   log.js           console logging
  *
  * URL parameters: `?room=NAME` prefills the room, `?room=NAME&name=ME` joins at once,
@@ -41,7 +42,8 @@
  * `data-audio-muted`, `data-connection-state`, `data-speaking` (with a
  * `data-testid="active-speaker"` marker while speaking) and `data-paused`
  * (with a `data-testid="track-paused"` overlay while paused); the chat's
- * hooks are listed in chat.js; `copy-link` copies the room's invite link
+ * hooks are listed in chat.js; `toggle-screen` shares the screen, shown to
+ * the others as a `screen-tile` (ours as `local-screen-tile`); `copy-link` copies the room's invite link
  * (`data-link` holds the last one copied); `window.cascade` exposes
  * `participantId`, `publishPc`, `subscribePc`, `tracksByMid`,
  * `publishEncodings` (the camera's simulcast layers), `videoPreferences`
@@ -56,7 +58,7 @@ import { PROTOCOL_VERSION, connectSocket, closeSocket, socketState, send } from 
 import { onRemoteCandidate } from './ice.js';
 import {
   getLocalMedia, stopStream, startPublishing, onPublishAnswer, localTrack, toggleLocalTrack,
-  onMutedByOperator,
+  onMutedByOperator, canShareScreen, startScreenShare, stopScreenShare,
 } from './publish.js';
 import { onPublishLayers, publishEncodings } from './simulcast.js';
 import { sendData, onData } from './data.js';
@@ -68,7 +70,7 @@ import {
   addParticipant, removeParticipant, setTrack, removeTrack, pauseTrack, resumeTrack,
 } from './participants.js';
 import {
-  addLocalTile, clearTiles, detachMedia, hideAudioUnlock, unlockAudio,
+  addLocalTile, addScreenTile, removeScreenTile, clearTiles, detachMedia, hideAudioUnlock, unlockAudio,
   renderLocalIndicators, renderLocalConnectionState, renderRemoteConnectionState,
 } from './tiles.js';
 
@@ -91,6 +93,7 @@ const ui = {
   errors: byId('errors'),
   micButton: byId('toggle-mic'),
   cameraButton: byId('toggle-camera'),
+  screenButton: byId('toggle-screen'),
   leaveButton: byId('leave'),
   copyLinkButton: byId('copy-link'),
   audioUnlockButton: byId('audio-unlock-button'),
@@ -218,6 +221,7 @@ function teardown(s) {
     if (pc) pc.close();
   }
   stopStream(s.localStream);
+  if (s.screen) stopStream(s.screen.stream);
   closeSocket(s);
   for (const p of s.participants.values()) detachMedia(p.tile);
   if (s.localTile) detachMedia(s.localTile);
@@ -308,10 +312,50 @@ function renderLocalControls(s) {
 }
 
 // ---------------------------------------------------------------------------
+// Screen share
+// ---------------------------------------------------------------------------
+
+async function onToggleScreen() {
+  const s = currentSession();
+  if (!s || !s.publishPc) return;
+  ui.screenButton.disabled = true;
+  try {
+    if (s.screen && s.screen.stream) {
+      await stopSharing(s);
+    } else {
+      const stream = await startScreenShare(s, () => stopSharing(s));
+      if (stream && isCurrent(s)) s.localScreenTile = addScreenTile(null, s.name, stream);
+    }
+  } catch (err) {
+    if (err.name !== 'NotAllowedError') showError(`Screen share failed: ${err.message || err}`);
+  } finally {
+    ui.screenButton.disabled = false;
+    renderScreenButton(s);
+  }
+}
+
+/** Stops our share (the button, or the browser's own stop control). */
+async function stopSharing(s) {
+  if (s.localScreenTile) {
+    removeScreenTile(s.localScreenTile);
+    s.localScreenTile = null;
+  }
+  await stopScreenShare(s);
+  renderScreenButton(s);
+}
+
+function renderScreenButton(s) {
+  const sharing = !!(s && s.screen && s.screen.stream);
+  ui.screenButton.setAttribute('aria-pressed', String(sharing));
+  ui.screenButton.textContent = sharing ? 'Stop sharing' : 'Share screen';
+}
+
+// ---------------------------------------------------------------------------
 // Screens and URL
 // ---------------------------------------------------------------------------
 
 function showCallScreen(s) {
+  renderScreenButton(null);
   ui.joinScreen.hidden = true;
   ui.callScreen.hidden = false;
   ui.roomLabel.textContent = `Room: ${s.room}`;
@@ -380,6 +424,8 @@ function init() {
   ui.micButton.addEventListener('click', () => onToggleLocal('audio'));
   ui.cameraButton.addEventListener('click', () => onToggleLocal('video'));
   ui.leaveButton.addEventListener('click', leave);
+  ui.screenButton.addEventListener('click', onToggleScreen);
+  ui.screenButton.hidden = !canShareScreen();
   ui.copyLinkButton.addEventListener('click', copyInviteLink);
   initChat(showError);
   ui.audioUnlockButton.addEventListener('click', unlockAudio);
@@ -411,6 +457,10 @@ window.cascade = {
     const s = currentSession();
     if (!s) throw new Error('not in a room');
     sendData(s, data, options);
+  },
+  /** Test hook: our screen share's video track while sharing (to end it as the browser's stop control does). */
+  get screenTrack() {
+    return fromSession((s) => (s.screen && s.screen.stream ? s.screen.stream.getVideoTracks()[0] : null));
   },
   /** Registers a callback for relayed data (data.js); returns the unsubscribe function. */
   onData,

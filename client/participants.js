@@ -7,7 +7,8 @@
  */
 import { log } from './log.js';
 import {
-  addRemoteTile, removeTile, renderRemoteIndicators, renderRemoteConnectionState, renderRemotePaused,
+  addRemoteTile, removeTile, removeScreenTile, renderRemoteIndicators, renderRemoteConnectionState,
+  renderRemotePaused,
 } from './tiles.js';
 import { syncRemoteMedia } from './subscribe.js';
 import { forgetTile } from './adaptive.js';
@@ -18,7 +19,9 @@ export function addParticipant(s, info) {
   let p = s.participants.get(info.id);
   if (!p) {
     const name = info.name || info.id;
-    p = { id: info.id, name, tracks: new Map(), paused: new Map(), tile: addRemoteTile(info.id, name) };
+    p = {
+      id: info.id, name, tracks: new Map(), paused: new Map(), tile: addRemoteTile(info.id, name), screenTile: null,
+    };
     s.participants.set(p.id, p);
     log('participant', p.name, p.id);
   }
@@ -34,6 +37,10 @@ export function removeParticipant(s, id) {
   s.participants.delete(id);
   forgetTile(s, p.tile);
   removeTile(p.tile);
+  if (p.screenTile) {
+    forgetTile(s, p.screenTile);
+    removeScreenTile(p.screenTile);
+  }
   log('participant left', p.name, id);
 }
 

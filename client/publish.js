@@ -1,9 +1,12 @@
 /**
  * The publish connection (the client offers): the data channels, local camera and microphone,
  * one `sendonly` transceiver per local track (the camera's as simulcast
- * layers, see simulcast.js), `publish_offer` and `publish_answer`, and
- * muting, which flips a local track's `enabled` and tells the server with
- * `mute`.
+ * layers, see simulcast.js), `publish_offer` (naming each m-line's source)
+ * and `publish_answer`, muting, which flips a local track's `enabled` and
+ * tells the server with `mute`, and the screen share: its video (and sound,
+ * when the browser shares some) on m-lines of their own, added by a
+ * renegotiation and made `inactive` when the share stops (the m-lines are
+ * reused by the next share).
  */
 import { log, errorText } from './log.js';
 import { send } from './signaling.js';
@@ -62,8 +65,99 @@ export async function startPublishing(s, onStateChange) {
   }
   await pc.setLocalDescription(await pc.createOffer());
   logNegotiatedLayers(s.publishTransceivers.get('video'));
-  send(s, { type: 'publish_offer', sdp: pc.localDescription.sdp });
+  sendPublishOffer(s, pc);
   releaseOutgoingCandidates(s, 'publish');
+}
+
+function sendPublishOffer(s, pc) {
+  send(s, { type: 'publish_offer', sdp: pc.localDescription.sdp, sources: publishSources(s) });
+}
+
+/** mid -> source of every publish m-line (docs/PROTOCOL.md, `Source`). */
+function publishSources(s) {
+  const sources = {};
+  const name = (transceiver, source) => {
+    if (transceiver && transceiver.mid != null) sources[transceiver.mid] = source;
+  };
+  name(s.publishTransceivers.get('audio'), 'microphone');
+  name(s.publishTransceivers.get('video'), 'camera');
+  if (s.screen) {
+    name(s.screen.video, 'screen_share');
+    name(s.screen.audio, 'screen_share_audio');
+  }
+  return sources;
+}
+
+/**
+ * Renegotiates the publish connection (a new offer); while an offer waits
+ * for its answer, once more after the answer.
+ */
+async function renegotiatePublish(s) {
+  const pc = s.publishPc;
+  if (!pc) return;
+  if (pc.signalingState !== 'stable') {
+    s.publishRenegotiate = true;
+    return;
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  sendPublishOffer(s, pc);
+}
+
+/** Whether this browser can share a screen. */
+export function canShareScreen() {
+  return !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+}
+
+/**
+ * Shares a screen, window or tab (the browser asks which): adds its video,
+ * and its sound if shared, to the publish connection. `onEnded` hears when
+ * the browser's own "stop sharing" control ends it. Throws if the user
+ * declines.
+ */
+export async function startScreenShare(s, onEnded) {
+  const stream = await navigator.mediaDevices.getDisplayMedia({
+    video: { frameRate: { ideal: 15, max: 30 } },
+    audio: true,
+  });
+  if (!s.publishPc || s.closed) {
+    stopStream(stream);
+    return null;
+  }
+  const screen = s.screen || { video: null, audio: null };
+  s.screen = screen;
+  screen.stream = stream;
+  const video = stream.getVideoTracks()[0];
+  if (video) video.contentHint = 'detail'; // text stays sharp, frame rate gives
+  for (const track of stream.getTracks()) {
+    track.addEventListener('ended', () => onEnded(track));
+    const transceiver = screen[track.kind];
+    if (transceiver) {
+      transceiver.direction = 'sendonly';
+      await transceiver.sender.replaceTrack(track);
+    } else {
+      screen[track.kind] = s.publishPc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+  }
+  // A previous share's sound m-line, when this one shares no sound.
+  if (!stream.getAudioTracks().length && screen.audio) screen.audio.direction = 'inactive';
+  await renegotiatePublish(s);
+  log('sharing the screen', stream.getTracks().map((t) => t.kind).join('+'));
+  return stream;
+}
+
+/** Stops the screen share: its tracks end and its m-lines go inactive. */
+export async function stopScreenShare(s) {
+  const screen = s.screen;
+  if (!screen || !screen.stream) return;
+  stopStream(screen.stream);
+  screen.stream = null;
+  for (const transceiver of [screen.video, screen.audio]) {
+    if (!transceiver || transceiver.currentDirection === 'stopped') continue;
+    await transceiver.sender.replaceTrack(null);
+    transceiver.direction = 'inactive';
+  }
+  await renegotiatePublish(s);
+  log('stopped sharing the screen');
 }
 
 function sortByKind(tracks) {
@@ -76,6 +170,10 @@ export async function onPublishAnswer(s, msg) {
   await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
   s.publishAnswered = true;
   await flushIncomingCandidates(s, 'publish', pc);
+  if (s.publishRenegotiate) {
+    s.publishRenegotiate = false;
+    await renegotiatePublish(s);
+  }
   // Tracks muted before the server knew our mids: tell it now.
   for (const track of s.localStream ? s.localStream.getTracks() : []) {
     if (!track.enabled) sendMute(s, track.kind);

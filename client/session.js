@@ -27,6 +27,12 @@ export function startSession(room, name, token = null) {
     /** kind -> RTCRtpTransceiver on the publish PC. */
     publishTransceivers: new Map(),
     publishAnswered: false,
+    /** A publish renegotiation waits for the pending answer. */
+    publishRenegotiate: false,
+    /** The screen share: {stream (null when stopped), video, audio: RTCRtpTransceiver}, once shared. */
+    screen: null,
+    /** Our own share's preview tile, while sharing. */
+    localScreenTile: null,
     subscribePc: null,
     /** The subscribe connection's `cascade` channel (it only brings the connection up). */
     dataChannel: null,
@@ -42,7 +48,7 @@ export function startSession(room, name, token = null) {
     outgoing: { publish: { ready: false, held: [] }, subscribe: { ready: false, held: [] } },
     /** Server candidates held per PC until its remote description is set. */
     incoming: { publish: [], subscribe: [] },
-    /** participant id -> {id, name, tracks: Map(track id -> Track), paused: Map(track id -> reason), tile} */
+    /** participant id -> {id, name, tracks: Map(track id -> Track), paused: Map(track id -> reason), tile, screenTile} */
     participants: new Map(),
     /** Adaptive stream's observers and the preferences sent (adaptive.js); null until a remote video shows. */
     adaptive: null,

@@ -6,12 +6,16 @@
  * receiver to its participant (`ontrack`'s `streams[0].id`, the participant
  * id, is the fallback when the server sends no table), and puts every
  * received track into its participant's tile (and, by track id, into the
- * adaptive stream's watch list, see adaptive.js).
+ * adaptive stream's watch list, see adaptive.js); a participant's shared
+ * screen (the table's `source`) goes into a screen tile of its own, shown
+ * large (tiles.js).
  */
 import { log } from './log.js';
 import { send } from './signaling.js';
 import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
-import { setTileMedia, renderRemoteConnectionState } from './tiles.js';
+import {
+  setTileMedia, renderRemoteConnectionState, addScreenTile, removeScreenTile,
+} from './tiles.js';
 import { showVideosInTile } from './adaptive.js';
 
 function createSubscribePc(s, onStateChange) {
@@ -72,17 +76,24 @@ function videoTrackIdOf(s, transceiver) {
   return entry && transceiver.receiver.track.kind === 'video' ? String(entry.track_id) : null;
 }
 
-/** Puts every active receiver track into its participant's tile. */
+/** Whether a subscribe transceiver carries a shared screen (or its sound). */
+function isScreen(s, transceiver) {
+  const entry = s.haveTrackTable ? s.subscribeTracks.get(transceiver.mid) : null;
+  return !!entry && (entry.source === 'screen_share' || entry.source === 'screen_share_audio');
+}
+
+/** Puts every active receiver track into its participant's tile, or screen tile. */
 export function syncRemoteMedia(s) {
   const pc = s.subscribePc;
   if (!pc) return;
   const byOwner = new Map();
+  const empty = () => ({ tracks: [], videoTrackIds: [] });
   for (const transceiver of pc.getTransceivers()) {
     if (transceiver.mid == null || transceiver.currentDirection === 'stopped') continue;
     const owner = ownerOf(s, transceiver);
     if (!owner) continue;
-    if (!byOwner.has(owner)) byOwner.set(owner, { tracks: [], videoTrackIds: [] });
-    const media = byOwner.get(owner);
+    if (!byOwner.has(owner)) byOwner.set(owner, { camera: empty(), screen: empty() });
+    const media = byOwner.get(owner)[isScreen(s, transceiver) ? 'screen' : 'camera'];
     media.tracks.push(transceiver.receiver.track);
     const videoTrackId = videoTrackIdOf(s, transceiver);
     if (videoTrackId) media.videoTrackIds.push(videoTrackId);
@@ -90,9 +101,19 @@ export function syncRemoteMedia(s) {
   // Preferences wait for the answer: ontrack fires while an offer is still being answered.
   const answered = pc.signalingState === 'stable';
   for (const p of s.participants.values()) {
-    const media = byOwner.get(p.id) || { tracks: [], videoTrackIds: [] };
-    setTileMedia(p.tile, media.tracks);
-    if (answered) showVideosInTile(s, p.tile, media.videoTrackIds);
+    const media = byOwner.get(p.id) || { camera: empty(), screen: empty() };
+    setTileMedia(p.tile, media.camera.tracks);
+    if (answered) showVideosInTile(s, p.tile, media.camera.videoTrackIds);
     renderRemoteConnectionState(p.tile, pc);
+    const sharing = media.screen.tracks.some((t) => t.kind === 'video');
+    if (sharing && !p.screenTile) p.screenTile = addScreenTile(p.id, p.name);
+    if (p.screenTile) {
+      setTileMedia(p.screenTile, sharing ? media.screen.tracks : []);
+      if (answered || !sharing) showVideosInTile(s, p.screenTile, sharing ? media.screen.videoTrackIds : []);
+      if (!sharing) {
+        removeScreenTile(p.screenTile);
+        p.screenTile = null;
+      }
+    }
   }
 }

@@ -9,6 +9,8 @@ import { log, errorText } from './log.js';
 import { arrangeTiles } from './pages.js';
 
 const grid = document.getElementById('grid');
+const spotlight = document.getElementById('spotlight');
+const callScreen = document.getElementById('call-screen');
 const tileTemplate = document.getElementById('tile-template');
 const audioUnlock = document.getElementById('audio-unlock');
 
@@ -52,6 +54,42 @@ export function addRemoteTile(participantId, name) {
   return tile;
 }
 
+/**
+ * A shared screen's tile, shown large in the spotlight while the grid
+ * becomes a strip; `participantId` null for our own share (a muted preview).
+ */
+export function addScreenTile(participantId, name, stream = null) {
+  const tile = createTile();
+  tile.classList.add('screen');
+  tile.dataset.testid = participantId ? 'screen-tile' : 'local-screen-tile';
+  if (participantId) tile.dataset.participantId = participantId;
+  tile.dataset.participantName = name;
+  tile.querySelector('.name').textContent = participantId ? `${name}'s screen` : 'Your screen';
+  tile.querySelector('.avatar').textContent = initial(name);
+  tile.dataset.hasVideo = 'true';
+  if (stream) {
+    const video = tile.querySelector('video');
+    video.srcObject = stream;
+    playMedia(video);
+  }
+  spotlight.append(tile);
+  updateSpotlight();
+  return tile;
+}
+
+export function removeScreenTile(tile) {
+  detachMedia(tile);
+  tile.remove();
+  updateSpotlight();
+}
+
+/** The call screen's layout: a spotlight with a strip while a screen is shared. */
+function updateSpotlight() {
+  const shared = spotlight.children.length > 0;
+  spotlight.hidden = !shared;
+  callScreen.dataset.layout = shared ? 'spotlight' : 'grid';
+}
+
 export function removeTile(tile) {
   detachMedia(tile);
   tile.remove();
@@ -61,7 +99,9 @@ export function removeTile(tile) {
 /** Empties the grid (the tiles' media must be detached already). */
 export function clearTiles() {
   grid.replaceChildren();
+  spotlight.replaceChildren();
   updateGridSize();
+  updateSpotlight();
 }
 
 /** Lets the CSS pick column counts from the number of tiles shown (pages.js). */
@@ -106,7 +146,7 @@ function playMedia(element) {
 /** The unblock button: plays every tile's media again, now with a user gesture. */
 export function unlockAudio() {
   hideAudioUnlock();
-  for (const el of grid.querySelectorAll('video, audio')) {
+  for (const el of callScreen.querySelectorAll('video, audio')) {
     if (el.srcObject) playMedia(el);
   }
 }

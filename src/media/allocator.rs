@@ -40,7 +40,7 @@ use str0m::bwe::Bitrate;
 use str0m::media::MediaKind;
 
 use super::core::MediaCore;
-use super::events::{ParticipantEvent, PauseReason};
+use super::events::{ParticipantEvent, PauseReason, TrackSource};
 use super::ids::ParticipantId;
 use super::membership::{Membership, Subscription, UpgradeTrial};
 use super::simulcast::Layer;
@@ -640,7 +640,10 @@ fn demands_of(
             };
             continue;
         }
-        demands.push(demand(sub, &track.layers, now));
+        let mut demand = demand(sub, &track.layers, now);
+        // A shared screen is read, not glanced at: it is served first.
+        demand.priority = u8::from(track.source == TrackSource::ScreenShare);
+        demands.push(demand);
         videos.push(index);
     }
     (audio, demands, videos)

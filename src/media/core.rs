@@ -37,7 +37,7 @@ use super::demux::{stun_local_ufrag, Demux, Route};
 use super::errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
 };
-use super::events::{CoreEvent, ParticipantEvent};
+use super::events::{CoreEvent, ParticipantEvent, TrackSource};
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
 use super::lifecycle::answer_carries_media;
 use super::membership::{MediaGrants, Membership, ParticipantMode, TrackRef, VideoPreference};
@@ -84,6 +84,9 @@ impl CoreConfig {
 
 /// How often timers that are not str0m's own are checked.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The most publish m-lines a participant may name sources for.
+pub const MAX_NAMED_SOURCES: usize = 16;
 
 /// Who wants to join, where, and how.
 #[derive(Debug, Clone)]
@@ -259,6 +262,24 @@ impl MediaCore {
         self.scheduler.mark_dirty(key);
         self.flush(now);
         answer
+    }
+
+    /// Names what `id`'s publish m-lines capture, for the tracks its next
+    /// offers publish (a bundled client names them with each offer). A
+    /// source that does not fit its m-line's kind is ignored then; an m-line
+    /// not named is a microphone or camera.
+    pub fn name_track_sources(&mut self, id: ParticipantId, sources: &[(Mid, TrackSource)]) {
+        let Some(p) = self.members.participants.get_mut(&id) else {
+            return;
+        };
+        for &(mid, source) in sources.iter().take(MAX_NAMED_SOURCES) {
+            let full = p.track_sources.len() >= MAX_NAMED_SOURCES;
+            match p.track_sources.iter_mut().find(|(m, _)| *m == mid) {
+                Some(named) => named.1 = source,
+                None if !full => p.track_sources.push((mid, source)),
+                None => {}
+            }
+        }
     }
 
     /// Applies the client's answer to the outstanding subscribe offer.

@@ -28,6 +28,47 @@ pub struct TrackSummary {
     pub id: TrackId,
     pub kind: MediaKind,
     pub muted: bool,
+    pub source: TrackSource,
+}
+
+/// What a published track captures. The publisher names it per m-line; an
+/// m-line it does not name is its microphone or camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    ScreenShare,
+    /// The sound of a shared screen or tab.
+    ScreenShareAudio,
+}
+
+impl TrackSource {
+    /// What an m-line of `kind` carries unless its publisher says otherwise.
+    pub fn default_for(kind: MediaKind) -> Self {
+        match kind {
+            MediaKind::Audio => TrackSource::Microphone,
+            MediaKind::Video => TrackSource::Camera,
+        }
+    }
+
+    /// Whether a track of `kind` can carry it (a screen share's video is
+    /// video, its sound audio).
+    pub fn fits(self, kind: MediaKind) -> bool {
+        match self {
+            TrackSource::Microphone | TrackSource::ScreenShareAudio => kind == MediaKind::Audio,
+            TrackSource::Camera | TrackSource::ScreenShare => kind == MediaKind::Video,
+        }
+    }
+
+    /// The name in the protocol, admin views and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::Camera => "camera",
+            TrackSource::ScreenShare => "screen_share",
+            TrackSource::ScreenShareAudio => "screen_share_audio",
+        }
+    }
 }
 
 /// One m-line of a subscribe offer and the track it carries.
@@ -37,6 +78,7 @@ pub struct OfferedTrack {
     pub participant: ParticipantId,
     pub track: TrackId,
     pub kind: MediaKind,
+    pub source: TrackSource,
 }
 
 /// Something one participant should be told.

@@ -17,7 +17,7 @@ use str0m::media::{MediaKind, Mid, Pt, Rid};
 use super::allocator::AllocatorState;
 use super::data::DataChannels;
 use super::downtrack::DownTrack;
-use super::events::{OfferedTrack, ParticipantSummary, PauseReason, TrackSummary};
+use super::events::{OfferedTrack, ParticipantSummary, PauseReason, TrackSource, TrackSummary};
 use super::ids::{DisplayName, Identity, ParticipantId, PeerKey, RoomName, TrackId};
 use super::keyframes::KeyframeThrottle;
 use super::simulcast::{layers_for, Layer};
@@ -135,6 +135,9 @@ pub struct Participant {
     pub data: DataChannels,
     /// Whether it was told its room's active speakers since it joined.
     pub speakers_told: bool,
+    /// What its publish m-lines capture, as its offers named them (an
+    /// m-line not named is its microphone or camera).
+    pub track_sources: Vec<(Mid, TrackSource)>,
 }
 
 impl Participant {
@@ -165,6 +168,7 @@ impl Participant {
             allocator: AllocatorState::new(now),
             data: DataChannels::default(),
             speakers_told: false,
+            track_sources: Vec::new(),
         }
     }
 
@@ -197,7 +201,7 @@ impl Participant {
                     participant,
                     track: t.id,
                 };
-                Subscription::new(source, t.kind)
+                Subscription::new(source, t.kind, t.source)
             })
             .collect()
     }
@@ -224,6 +228,7 @@ impl Participant {
                     participant: source.participant,
                     track: source.track,
                     kind: s.kind,
+                    source: s.track_source,
                 })
             })
             .collect()
@@ -253,6 +258,8 @@ pub struct PublishedTrack {
     pub keyframes: KeyframeThrottle,
     /// Whether its audio carries speech now (audio tracks only).
     pub speech: SpeechMeter,
+    /// What it captures.
+    pub source: TrackSource,
 }
 
 impl PublishedTrack {
@@ -269,6 +276,7 @@ impl PublishedTrack {
             subscribers: Vec::new(),
             keyframes: KeyframeThrottle::default(),
             speech: SpeechMeter::default(),
+            source: TrackSource::default_for(kind),
         }
     }
 
@@ -277,6 +285,7 @@ impl PublishedTrack {
             id: self.id,
             kind: self.kind,
             muted: self.muted,
+            source: self.source,
         }
     }
 }
@@ -295,6 +304,8 @@ pub struct Subscription {
     /// WHEP slot waits for one.
     pub source: Option<TrackRef>,
     pub kind: MediaKind,
+    /// What the track feeding it captures.
+    pub track_source: TrackSource,
     pub state: SubscriptionState,
     pub down: DownTrack,
     /// How the subscriber shows the video (adaptive stream).
@@ -348,10 +359,11 @@ impl Default for VideoPreference {
 
 impl Subscription {
     /// A bundled client's subscription to `source`, not yet offered.
-    pub fn new(source: TrackRef, kind: MediaKind) -> Self {
+    pub fn new(source: TrackRef, kind: MediaKind, track_source: TrackSource) -> Self {
         Subscription {
             source: Some(source),
             kind,
+            track_source,
             state: SubscriptionState::Pending,
             down: DownTrack::default(),
             preference: VideoPreference::default(),
@@ -368,6 +380,7 @@ impl Subscription {
         Subscription {
             source: None,
             kind,
+            track_source: TrackSource::default_for(kind),
             state: SubscriptionState::Slot(mid),
             down: DownTrack::default(),
             preference: VideoPreference::default(),
@@ -452,10 +465,10 @@ mod tests {
 
     #[test]
     fn losing_the_source_ends_open_m_lines_and_drops_unoffered_ones() {
-        let mut pending = Subscription::new(source(), MediaKind::Video);
+        let mut pending = Subscription::new(source(), MediaKind::Video, TrackSource::Camera);
         assert!(!pending.lose_source(), "never offered: drop at once");
 
-        let mut open = Subscription::new(source(), MediaKind::Video);
+        let mut open = Subscription::new(source(), MediaKind::Video, TrackSource::Camera);
         open.state = SubscriptionState::Open(Mid::from("3"));
         assert!(open.lose_source());
         assert_eq!(open.state, SubscriptionState::Ending(Mid::from("3")));

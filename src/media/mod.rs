@@ -53,14 +53,14 @@ mod tracks;
 mod viewer;
 pub mod views;
 
-pub use self::core::{CoreConfig, JoinRequest, MediaCore};
+pub use self::core::{CoreConfig, JoinRequest, MediaCore, MAX_NAMED_SOURCES};
 pub use data::{DataLimits, DataRefusal};
 pub use errors::{
     AnswerError, CandidateError, JoinError, LeaveReason, MuteError, OfferError, PreferenceError,
 };
 pub use events::{
     CoreEvent, OfferedTrack, ParticipantEvent, ParticipantSummary, PauseReason, Speaker,
-    TrackSummary,
+    TrackSource, TrackSummary,
 };
 pub use ids::{DisplayName, Identity, NameError, ParticipantId, PeerKey, RoomName, TrackId};
 pub use membership::{MediaGrants, ParticipantMode, VideoPreference};

@@ -9,7 +9,8 @@
 //! packets' mean amplitude scaled by their share. The windows are smoothed
 //! ([`SMOOTHING`]), and a track starts speaking above [`START_LOUDNESS`] and
 //! stops below half of it, so the marker does not flicker between words.
-//! A muted track never speaks.
+//! A muted track never speaks, and only microphones count (not the sound
+//! of a shared screen).
 //!
 //! Every round, each room's speakers (loudest first) are compared with the
 //! list last sent; on a change every member is told (`active_speakers`),
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use str0m::media::MediaKind;
 
 use super::core::MediaCore;
-use super::events::{ParticipantEvent, Speaker};
+use super::events::{ParticipantEvent, Speaker, TrackSource};
 use super::ids::ParticipantId;
 use super::membership::{Membership, Participant};
 
@@ -112,7 +113,7 @@ fn dbov(amplitude: f32) -> u8 {
 fn speaking(p: &Participant) -> Option<f32> {
     p.published
         .iter()
-        .filter(|t| t.kind == MediaKind::Audio)
+        .filter(|t| t.source == TrackSource::Microphone)
         .filter_map(|t| t.speech.speaking())
         .reduce(f32::max)
 }

@@ -51,6 +51,13 @@ impl MediaCore {
             track: id,
         };
         let mut track = PublishedTrack::new(id, mid, kind, rids);
+        if let Some(&(_, named)) = p
+            .track_sources
+            .iter()
+            .find(|(m, s)| *m == mid && s.fits(kind))
+        {
+            track.source = named;
+        }
         // Bundled clients get an m-line per track; WHEP viewers may pick the
         // track up for a slot below; WHIP publishers receive nothing.
         let mut viewers = Vec::new();
@@ -60,7 +67,8 @@ impl MediaCore {
             };
             match o.mode {
                 ParticipantMode::Full if o.grants.subscribe => {
-                    o.subscriptions.push(Subscription::new(source, kind));
+                    o.subscriptions
+                        .push(Subscription::new(source, kind, track.source));
                     track.subscribers.push(*other);
                 }
                 ParticipantMode::Viewer { .. } => viewers.push(*other),

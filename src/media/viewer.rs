@@ -10,6 +10,7 @@
 use str0m::media::{MediaKind, Mid};
 
 use super::core::MediaCore;
+use super::events::TrackSource;
 use super::ids::ParticipantId;
 use super::keyframes::ALL_LAYERS;
 use super::membership::{ParticipantMode, Subscription, SubscriptionState, TrackRef};
@@ -53,9 +54,11 @@ impl MediaCore {
             let Some(source) = self.first_track_of(&candidates, kind) else {
                 continue;
             };
+            let mut track_source = TrackSource::default_for(kind);
             if let Some(t) = self.members.track_mut(source) {
                 t.subscribers.push(viewer);
                 t.keyframes.want(ALL_LAYERS);
+                track_source = t.source;
             }
             if let Some(sub) = self
                 .members
@@ -64,6 +67,7 @@ impl MediaCore {
                 .and_then(|v| v.subscriptions.get_mut(index))
             {
                 sub.source = Some(source);
+                sub.track_source = track_source;
                 sub.down.renegotiated();
                 tracing::debug!(%viewer, source = %source.participant, track = %source.track, "whep slot attached");
             }

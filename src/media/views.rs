@@ -52,6 +52,8 @@ pub struct ParticipantView {
 pub struct PublishedView {
     pub id: String,
     pub kind: &'static str,
+    /// `microphone`, `camera`, `screen_share` or `screen_share_audio`.
+    pub source: &'static str,
     /// The mid on the publisher's publish connection.
     pub mid: String,
     pub muted: bool,
@@ -66,6 +68,7 @@ pub struct SubscribedView {
     pub participant_id: String,
     pub track_id: String,
     pub kind: &'static str,
+    pub source: &'static str,
     pub mid: Option<String>,
     /// `to_add`, `negotiating`, `open` or `stopping`.
     pub state: &'static str,
@@ -89,6 +92,7 @@ impl From<&Participant> for ParticipantView {
                 .map(|t| PublishedView {
                     id: t.id.to_string(),
                     kind: kind_str(t.kind),
+                    source: t.source.as_str(),
                     mid: t.mid.to_string(),
                     muted: t.muted,
                     operator_muted: t.operator_muted,
@@ -104,6 +108,7 @@ impl From<&Participant> for ParticipantView {
                         participant_id: source.participant.to_string(),
                         track_id: source.track.to_string(),
                         kind: kind_str(s.kind),
+                        source: s.track_source.as_str(),
                         mid: s.state.mid().map(|m| m.to_string()),
                         state: match s.state {
                             SubscriptionState::Pending => "to_add",

@@ -4,7 +4,7 @@
 
 use cascade_protocol::{
     ActiveSpeaker, ErrorCode, LayerActivity, ParticipantInfo, PcKind, ServerMessage,
-    SubscribedTrack, TrackInfo, TrackKind, PROTOCOL_VERSION,
+    SubscribedTrack, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
 };
 use str0m::media::MediaKind;
 
@@ -133,6 +133,29 @@ fn track_info(t: TrackSummary) -> TrackInfo {
         id: t.id.to_string(),
         kind: track_kind(t.kind),
         muted: t.muted,
+        source: Some(track_source(t.source)),
+    }
+}
+
+/// The wire's name for what a track captures.
+pub fn track_source(source: crate::media::TrackSource) -> TrackSource {
+    use crate::media::TrackSource as Core;
+    match source {
+        Core::Microphone => TrackSource::Microphone,
+        Core::Camera => TrackSource::Camera,
+        Core::ScreenShare => TrackSource::ScreenShare,
+        Core::ScreenShareAudio => TrackSource::ScreenShareAudio,
+    }
+}
+
+/// The core's name for what a track captures, from the wire's.
+pub fn core_track_source(source: TrackSource) -> crate::media::TrackSource {
+    use crate::media::TrackSource as Core;
+    match source {
+        TrackSource::Microphone => Core::Microphone,
+        TrackSource::Camera => Core::Camera,
+        TrackSource::ScreenShare => Core::ScreenShare,
+        TrackSource::ScreenShareAudio => Core::ScreenShareAudio,
     }
 }
 
@@ -142,6 +165,7 @@ fn subscribed_track(t: OfferedTrack) -> SubscribedTrack {
         participant_id: t.participant.to_string(),
         track_id: t.track.to_string(),
         kind: track_kind(t.kind),
+        source: Some(track_source(t.source)),
     }
 }
 
@@ -156,6 +180,7 @@ mod tests {
             id: TrackId(3),
             kind: MediaKind::Video,
             muted: true,
+            source: crate::media::TrackSource::ScreenShare,
         };
         let message = server_message(ParticipantEvent::TrackUpdated {
             participant: ParticipantId(1),
@@ -169,6 +194,7 @@ mod tests {
                     id: "t3".into(),
                     kind: TrackKind::Video,
                     muted: true,
+                    source: Some(TrackSource::ScreenShare),
                 },
             })
         );

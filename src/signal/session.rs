@@ -11,12 +11,16 @@ use str0m::Candidate;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use std::collections::BTreeMap;
+
 use cascade_protocol::{
-    ClientMessage, ErrorCode, IceServer, ServerMessage, CLIENT_MESSAGE_TYPES, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, IceServer, ServerMessage, TrackSource, CLIENT_MESSAGE_TYPES,
+    PROTOCOL_VERSION,
 };
+use str0m::media::Mid;
 
 use super::limits::{Limited, CAPACITY_RETRY};
-use super::protocol::{peer_role, server_message};
+use super::protocol::{core_track_source, peer_role, server_message};
 use super::worker_client::WorkerError;
 use super::{one_line, AppState};
 use crate::auth::{Intent, Refusal};
@@ -24,7 +28,7 @@ use crate::drain;
 use crate::media::{
     AnswerError, CandidateError, DisplayName, JoinError, JoinRequest, MediaGrants, MuteError,
     OfferError, ParticipantEvent, ParticipantId, ParticipantMode, PreferenceError, RoomName,
-    VideoPreference,
+    TrackSource as CoreTrackSource, VideoPreference, MAX_NAMED_SOURCES,
 };
 use crate::metrics::{SessionGuard, SessionKind};
 
@@ -222,15 +226,16 @@ impl Session {
         let (id, publishing) = (joined.id, joined.publishing);
         let worker = self.state.worker(joined.worker);
         match message {
-            ClientMessage::PublishOffer { sdp } => {
+            ClientMessage::PublishOffer { sdp, sources } => {
                 let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| {
                     error(
                         ErrorCode::InvalidSdp,
                         format!("cannot parse offer: {}", one_line(&e)),
                     )
                 })?;
+                let sources = named_sources(&sources)?;
                 let answer = worker
-                    .publish_offer(id, offer, !publishing)
+                    .publish_offer(id, offer, sources, !publishing)
                     .await
                     .map_err(worker_error)?;
                 if let Some(joined) = &mut self.joined {
@@ -311,6 +316,39 @@ fn request_kind(message: &ClientMessage) -> &'static str {
 }
 
 /// The protocol error of a refused token.
+/// A `publish_offer`'s `sources`, checked: at most [`MAX_NAMED_SOURCES`]
+/// entries, each keyed by a plausible mid.
+fn named_sources(
+    sources: &BTreeMap<String, TrackSource>,
+) -> Result<Vec<(Mid, CoreTrackSource)>, ServerMessage> {
+    if sources.len() > MAX_NAMED_SOURCES {
+        return Err(error(
+            ErrorCode::BadMessage,
+            format!("sources names more than {MAX_NAMED_SOURCES} m-lines"),
+        ));
+    }
+    sources
+        .iter()
+        .map(|(mid, source)| {
+            let plausible = !mid.is_empty()
+                && mid.len() <= MAX_MID_CHARS
+                && mid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            match plausible {
+                true => Ok((Mid::from(mid.as_str()), core_track_source(*source))),
+                false => Err(error(
+                    ErrorCode::BadMessage,
+                    format!("sources: {:?} is not a mid", one_line(mid)),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// The longest mid `sources` may name (str0m's mids are short tokens).
+const MAX_MID_CHARS: usize = 16;
+
 fn refusal(refusal: Refusal) -> ServerMessage {
     let code = match refusal {
         Refusal::Unauthorized(_) => ErrorCode::Unauthorized,
@@ -450,6 +488,48 @@ mod tests {
             Err(ServerMessage::Error { code, .. }) => Some(code),
             _ => None,
         }
+    }
+
+    #[test]
+    fn named_sources_take_mids_and_refuse_junk_keys_and_too_many() {
+        let named = |pairs: &[(&str, TrackSource)]| {
+            let map: BTreeMap<String, TrackSource> =
+                pairs.iter().map(|(m, s)| (m.to_string(), *s)).collect();
+            named_sources(&map)
+        };
+        let ok = named(&[
+            ("2", TrackSource::ScreenShare),
+            ("3", TrackSource::ScreenShareAudio),
+        ])
+        .expect("mids");
+        assert_eq!(
+            ok,
+            [
+                (Mid::from("2"), CoreTrackSource::ScreenShare),
+                (Mid::from("3"), CoreTrackSource::ScreenShareAudio)
+            ]
+        );
+        for junk in ["", "a b", "x".repeat(17).as_str(), "\u{0}"] {
+            let refused = named(&[(junk, TrackSource::Camera)]);
+            assert!(
+                matches!(
+                    refused,
+                    Err(ServerMessage::Error {
+                        code: ErrorCode::BadMessage,
+                        ..
+                    })
+                ),
+                "{junk:?}"
+            );
+        }
+        let many: Vec<(String, TrackSource)> = (0..=MAX_NAMED_SOURCES)
+            .map(|i| (i.to_string(), TrackSource::Camera))
+            .collect();
+        let many: Vec<(&str, TrackSource)> = many.iter().map(|(m, s)| (m.as_str(), *s)).collect();
+        assert!(named(&many).is_err());
+        // Unknown source names do not parse at all.
+        let bad = r#"{"type":"publish_offer","sdp":"v=0","sources":{"1":"hologram"}}"#;
+        assert_eq!(code(parse(bad)), Some(ErrorCode::BadMessage));
     }
 
     #[test]

@@ -10,13 +10,15 @@
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::Mid;
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media::views::RoomView;
 use crate::media::{
     self, AnswerError, CandidateError, JoinError, JoinRequest, LeaveReason, MuteError, OfferError,
-    ParticipantId, ParticipantMode, PeerRole, PreferenceError, RoomName, TrackId, VideoPreference,
+    ParticipantId, ParticipantMode, PeerRole, PreferenceError, RoomName, TrackId, TrackSource,
+    VideoPreference,
 };
 use crate::worker::{Command, Outbox, RoomLease, WorkerHandle, WorkerSnapshot};
 
@@ -92,6 +94,7 @@ impl<'a> WorkerClient<'a> {
         self,
         id: ParticipantId,
         offer: SdpOffer,
+        sources: Vec<(Mid, TrackSource)>,
         first: bool,
     ) -> Result<SdpAnswer, WorkerError<OfferError>> {
         let rtc = match first {
@@ -102,6 +105,7 @@ impl<'a> WorkerClient<'a> {
             id,
             rtc,
             offer,
+            sources,
             reply,
         })
         .await

@@ -5,6 +5,7 @@
 //! one error type.
 
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::Mid;
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -12,7 +13,8 @@ use super::directory::RoomLease;
 use crate::media::views::RoomView;
 use crate::media::{
     AnswerError, CandidateError, JoinError, JoinRequest, LeaveReason, MuteError, OfferError,
-    ParticipantEvent, ParticipantId, PeerRole, PreferenceError, RoomName, TrackId, VideoPreference,
+    ParticipantEvent, ParticipantId, PeerRole, PreferenceError, RoomName, TrackId, TrackSource,
+    VideoPreference,
 };
 
 /// Where a participant's events go. Dropped by the worker after the
@@ -46,6 +48,8 @@ pub enum Command {
         id: ParticipantId,
         rtc: Option<Box<Rtc>>,
         offer: SdpOffer,
+        /// What the offer's m-lines capture, where the client named them.
+        sources: Vec<(Mid, TrackSource)>,
         reply: oneshot::Sender<Result<SdpAnswer, OfferError>>,
     },
     SubscribeAnswer {

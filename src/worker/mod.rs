@@ -499,8 +499,10 @@ impl Worker {
                 id,
                 rtc,
                 offer,
+                sources,
                 reply,
             } => {
+                self.core.name_track_sources(id, &sources);
                 let _ = reply.send(self.core.publish_offer(now, id, rtc.map(|b| *b), offer));
             }
             Command::RestartIce {

@@ -534,6 +534,60 @@ step('the active-speaker marker follows the one participant whose microphone is 
   assert.equal(speaking, 'true', 'the speaking tile is highlighted');
 });
 
+/** `name`'s screen tiles: [{name, width}] (the local one named "self"). */
+function screenTiles(name) {
+  return peer(name).page.evaluate(() => ({
+    layout: document.querySelector('[data-testid="call-screen"]').dataset.layout,
+    tiles: [...document.querySelectorAll('[data-testid="screen-tile"], [data-testid="local-screen-tile"]')].map((t) => ({
+      name: t.dataset.testid === 'local-screen-tile' ? 'self' : t.dataset.participantName,
+      width: t.querySelector('video').videoWidth,
+    })),
+  }));
+}
+
+step('a screen share appears large on the others and goes on stop, by the button or the browser\'s own control', async () => {
+  const expectShare = async (sharing) => {
+    for (const viewer of NAMES) {
+      const want = !sharing ? [] : [viewer === 'Alice' ? 'self' : 'Alice'];
+      await waitFor(`${viewer} to show ${sharing ? 'Alice\'s screen' : 'no screen'}`, async () => {
+        const state = await screenTiles(viewer);
+        const ok = JSON.stringify(state.tiles.map((t) => t.name)) === JSON.stringify(want)
+          && state.tiles.every((t) => t.width > 0)
+          && state.layout === (sharing ? 'spotlight' : 'grid');
+        return { ok, detail: state };
+      }, { timeoutMs: MEDIA_WAIT_MS });
+    }
+  };
+  const pressed = () => peer('Alice').page.evaluate(() =>
+    document.querySelector('[data-testid="toggle-screen"]').getAttribute('aria-pressed'));
+  await click('Alice', 'toggle-screen');
+  await expectShare(true);
+  assert.equal(await pressed(), 'true');
+  // Cameras still play beside the share.
+  await expectPlaying('Bob', ['Alice', 'Carol']);
+  const shot = path.join(ARTIFACTS, 'e2e-screen-share.png');
+  await peer('Bob').page.screenshot({ path: shot });
+  console.log(`screenshot: ${shot}`);
+  await click('Alice', 'toggle-screen');
+  await expectShare(false);
+  assert.equal(await pressed(), 'false');
+  // Again, ended from the browser's own "stop sharing" control (the track ends).
+  await click('Alice', 'toggle-screen');
+  await expectShare(true);
+  await peer('Alice').page.evaluate(() => {
+    const track = window.cascade.screenTrack;
+    track.stop();
+    track.dispatchEvent(new Event('ended'));
+  });
+  await expectShare(false);
+  assert.equal(await pressed(), 'false');
+  for (const name of NAMES) {
+    // (Carol still shows the data step's refusals.)
+    const errors = (await snapshot(peer(name).page)).errors.filter((e) => !/data_too_large|data_rate_limited/.test(e));
+    assert.deepEqual(errors, [], `${name} shows no error`);
+  }
+});
+
 step('the invite link names the room and no token; desktop and phone layouts are captured', async () => {
   await peer('Alice').context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: ctx.baseUrl });
   await click('Alice', 'copy-link');

@@ -6,7 +6,8 @@ use std::cell::Cell;
 
 use cascade_protocol::{
     ClientMessage, ErrorCode, IceServer, LayerActivity, ParticipantInfo, PauseReason, PcKind,
-    ServerMessage, SubscribedTrack, TrackInfo, TrackKind, CLIENT_MESSAGE_TYPES, MAX_MESSAGE_BYTES,
+    ServerMessage, SubscribedTrack, TrackInfo, TrackKind, TrackSource, CLIENT_MESSAGE_TYPES,
+    MAX_MESSAGE_BYTES,
 };
 use cascade_test_support::server::Ws;
 use futures_util::SinkExt;
@@ -36,6 +37,15 @@ fn track_kind() -> impl Strategy<Value = TrackKind> {
     prop_oneof![Just(TrackKind::Audio), Just(TrackKind::Video)]
 }
 
+fn track_source() -> impl Strategy<Value = TrackSource> {
+    prop_oneof![
+        Just(TrackSource::Microphone),
+        Just(TrackSource::Camera),
+        Just(TrackSource::ScreenShare),
+        Just(TrackSource::ScreenShareAudio),
+    ]
+}
+
 fn client_message(t: Text) -> impl Strategy<Value = ClientMessage> {
     let text = || text(t);
     prop_oneof![
@@ -47,7 +57,8 @@ fn client_message(t: Text) -> impl Strategy<Value = ClientMessage> {
                 token
             }
         ),
-        text().prop_map(|sdp| ClientMessage::PublishOffer { sdp }),
+        (text(), btree_map(text(), track_source(), 0..3))
+            .prop_map(|(sdp, sources)| ClientMessage::PublishOffer { sdp, sources }),
         text().prop_map(|sdp| ClientMessage::SubscribeAnswer { sdp }),
         (pc_kind(), text()).prop_map(|(pc, candidate)| ClientMessage::Candidate { pc, candidate }),
         (text(), any::<bool>()).prop_map(|(mid, muted)| ClientMessage::Mute { mid, muted }),
@@ -79,11 +90,18 @@ fn ice_server() -> impl Strategy<Value = IceServer> {
 
 fn participant_info() -> impl Strategy<Value = ParticipantInfo> {
     let text = || text(Text::Unicode);
-    let track = (text(), track_kind(), any::<bool>()).prop_map(|(id, kind, muted)| TrackInfo {
-        id,
-        kind,
-        muted,
-    });
+    let track = (
+        text(),
+        track_kind(),
+        any::<bool>(),
+        option::of(track_source()),
+    )
+        .prop_map(|(id, kind, muted, source)| TrackInfo {
+            id,
+            kind,
+            muted,
+            source,
+        });
     (
         text(),
         text(),
@@ -100,15 +118,22 @@ fn participant_info() -> impl Strategy<Value = ParticipantInfo> {
 
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     let text = || text(Text::Unicode);
-    let subscribed =
-        (text(), text(), text(), track_kind()).prop_map(|(mid, participant_id, track_id, kind)| {
-            SubscribedTrack {
+    let subscribed = (
+        text(),
+        text(),
+        text(),
+        track_kind(),
+        option::of(track_source()),
+    )
+        .prop_map(
+            |(mid, participant_id, track_id, kind, source)| SubscribedTrack {
                 mid,
                 participant_id,
                 track_id,
                 kind,
-            }
-        });
+                source,
+            },
+        );
     let layer = (text(), any::<bool>()).prop_map(|(rid, active)| LayerActivity { rid, active });
     let reason = prop_oneof![Just(PauseReason::Bandwidth), Just(PauseReason::Publisher)];
     prop_oneof![

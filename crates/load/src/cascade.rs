@@ -97,7 +97,11 @@ impl Signaling for CascadeSignaling {
                 media.report.participant_id = Some(participant_id);
                 if media.publishes() {
                     let sdp = media.create_publish_offer()?;
-                    self.send(&ClientMessage::PublishOffer { sdp }).await?;
+                    self.send(&ClientMessage::PublishOffer {
+                        sdp,
+                        sources: Default::default(),
+                    })
+                    .await?;
                 }
             }
             ServerMessage::PublishAnswer { sdp } => media.accept_publish_answer(&sdp)?,

@@ -44,12 +44,26 @@ pub enum TrackKind {
     Video,
 }
 
+/// What a published track captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    ScreenShare,
+    /// The sound of a shared screen or tab.
+    ScreenShareAudio,
+}
+
 /// A published track as other participants see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackInfo {
     pub id: String,
     pub kind: TrackKind,
     pub muted: bool,
+    /// Absent only from servers older than track sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<TrackSource>,
 }
 
 /// An ICE server for the client's peer connections, in the shape of
@@ -82,6 +96,8 @@ pub struct SubscribedTrack {
     pub participant_id: String,
     pub track_id: String,
     pub kind: TrackKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<TrackSource>,
 }
 
 /// Why the server paused a remote video.
@@ -123,6 +139,10 @@ pub enum ClientMessage {
     },
     PublishOffer {
         sdp: String,
+        /// What the offer's m-lines capture, by mid; an m-line not named is
+        /// the microphone (audio) or camera (video).
+        #[serde(default)]
+        sources: std::collections::BTreeMap<String, TrackSource>,
     },
     SubscribeAnswer {
         sdp: String,

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use cascade::media::data::envelope::{LOSSY_LABEL, RELIABLE_LABEL};
 use cascade::media::{
     CoreConfig, CoreEvent, DisplayName, Identity, JoinRequest, LeaveReason, MediaCore, MediaGrants,
-    ParticipantEvent, ParticipantId, ParticipantMode, PeerRole, RoomName,
+    ParticipantEvent, ParticipantId, ParticipantMode, PeerRole, RoomName, TrackSource,
 };
 use cascade::signal::protocol::server_message;
 use cascade_protocol::{ServerMessage, SubscribedTrack};
-use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::change::{SdpAnswer, SdpApi, SdpOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
@@ -343,6 +343,56 @@ impl Sim {
         client.publish_mids = vec![(MediaKind::Audio, audio), (MediaKind::Video, video)];
         client.layers = layers;
         self.pump();
+    }
+
+    /// The client shares its screen: a new send-only video m-line on its
+    /// publish connection, named `screen_share` with the re-offer, as the
+    /// bundled client does. Returns its mid; its media goes out with the rest.
+    pub fn share_screen(&mut self, index: usize) -> Mid {
+        let mid = self.reoffer(index, |api| {
+            let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            (mid, vec![(mid, TrackSource::ScreenShare)])
+        });
+        self.clients[index]
+            .publish_mids
+            .push((MediaKind::Video, mid));
+        mid
+    }
+
+    /// The client stops sharing: the screen's m-line goes inactive in a re-offer.
+    pub fn stop_screen_share(&mut self, index: usize, mid: Mid) {
+        self.reoffer(index, |api| {
+            api.set_direction(mid, Direction::Inactive);
+            ((), Vec::new())
+        });
+        self.clients[index].publish_mids.retain(|(_, m)| *m != mid);
+    }
+
+    /// Renegotiates `index`'s publish connection after `change`, naming the
+    /// sources it returns with the offer.
+    fn reoffer<R>(
+        &mut self,
+        index: usize,
+        change: impl FnOnce(&mut SdpApi) -> (R, Vec<(Mid, TrackSource)>),
+    ) -> R {
+        let id = self.clients[index].id;
+        let pc = self.clients[index].publish.as_mut().expect("publishing");
+        let mut api = pc.rtc.sdp_api();
+        let (result, sources) = change(&mut api);
+        let (offer, pending) = api.apply().expect("offer");
+        self.core.name_track_sources(id, &sources);
+        let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
+        let answer = self
+            .core
+            .publish_offer(self.now, id, None, offer)
+            .expect("re-offer accepted");
+        let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
+        pc.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer");
+        self.pump();
+        result
     }
 
     /// Makes the way from the server to `index`'s subscribe connection a
