@@ -96,7 +96,16 @@ const ui = {
   screenButton: byId('toggle-screen'),
   leaveButton: byId('leave'),
   copyLinkButton: byId('copy-link'),
+  reconnecting: byId('reconnecting'),
   audioUnlockButton: byId('audio-unlock-button'),
+};
+
+/** What the socket tells (signaling.js's listener). */
+const socketListener = {
+  get handlers() { return HANDLERS; },
+  onStateChange: () => updateStatus(),
+  onError: (text) => showError(text),
+  onClose: (s, event) => onSocketClose(s, event),
 };
 
 /** Server message type -> handler(session, message). */
@@ -196,16 +205,15 @@ async function join(room, name) {
   }
   s.localTile = addLocalTile(s.name, s.localStream);
   renderLocalControls(s);
-  connectSocket(s, {
-    handlers: HANDLERS,
-    onStateChange: updateStatus,
-    onError: showError,
-    onClose: onSocketClose,
-  });
+  connectSocket(s, socketListener);
 }
 
 /** Leaves on the user's request: tells the server, then tears everything down. */
 function leave() {
+  if (pendingRejoin) {
+    cancelRejoin();
+    return;
+  }
   const s = currentSession();
   if (!s) return;
   send(s, { type: 'leave' });
@@ -215,18 +223,95 @@ function leave() {
 
 /** Releases everything the session holds and returns to the join screen. */
 function teardown(s) {
-  if (!endSession(s)) return;
+  if (!release(s)) return;
+  stopStream(s.localStream);
+  resetChat();
+  setReconnecting(false);
+  showJoinScreen();
+}
+
+/** Ends `s` and frees its connections (not the camera and microphone); false if ended already. */
+function release(s) {
+  if (!endSession(s)) return false;
   stopAdaptiveStream(s);
   for (const pc of [s.publishPc, s.subscribePc]) {
     if (pc) pc.close();
   }
-  stopStream(s.localStream);
   if (s.screen) stopStream(s.screen.stream);
   closeSocket(s);
   for (const p of s.participants.values()) detachMedia(p.tile);
   if (s.localTile) detachMedia(s.localTile);
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Reconnect
+// ---------------------------------------------------------------------------
+
+/** Waits before each rejoin attempt in a row (the last one repeats). */
+const REJOIN_DELAYS_MS = [200, 500, 1000, 2000, 4000];
+/** How long to keep trying before giving up and showing the join screen. */
+const REJOIN_GIVE_UP_MS = 60_000;
+/** The rejoin waiting for its timer: {timer, stream, room, name, token, attempt, since}. */
+let pendingRejoin = null;
+
+/**
+ * The call broke (the WebSocket closed, or a peer connection failed): ends
+ * the session but keeps the camera, microphone and chat, and joins the same
+ * room again after a short wait (a new participant; the server replaces the
+ * old one of the same identity). Gives up after REJOIN_GIVE_UP_MS.
+ */
+function rejoin(s, why) {
+  const attempt = s.rejoin ? s.rejoin.attempt + 1 : 0;
+  const since = s.rejoin ? s.rejoin.since : Date.now();
+  send(s, { type: 'leave' }); // if the socket is still open (a failed peer connection)
+  const stream = s.localStream;
+  release(s);
+  if (Date.now() - since > REJOIN_GIVE_UP_MS) {
+    showError(`Could not reconnect (${why}).`);
+    stopStream(stream);
+    resetChat();
+    setReconnecting(false);
+    showJoinScreen();
+    return;
+  }
+  log('reconnecting:', why, 'attempt', attempt + 1);
+  setReconnecting(true);
+  const delay = REJOIN_DELAYS_MS[Math.min(attempt, REJOIN_DELAYS_MS.length - 1)];
+  pendingRejoin = {
+    stream, room: s.room, name: s.name, token: s.token, attempt, since,
+    timer: setTimeout(rejoinNow, delay),
+  };
+}
+
+function rejoinNow() {
+  const r = pendingRejoin;
+  pendingRejoin = null;
+  if (!r || currentSession()) return;
+  const s = startSession(r.room, r.name, r.token);
+  s.rejoin = { attempt: r.attempt, since: r.since };
+  s.localStream = r.stream;
+  clearTiles();
+  s.localTile = addLocalTile(s.name, s.localStream);
+  renderLocalControls(s);
+  renderScreenButton(s);
+  connectSocket(s, socketListener);
+}
+
+/** Leave while waiting to rejoin: back to the join screen. */
+function cancelRejoin() {
+  clearTimeout(pendingRejoin.timer);
+  stopStream(pendingRejoin.stream);
+  pendingRejoin = null;
   resetChat();
+  setReconnecting(false);
   showJoinScreen();
+}
+
+/** The "Reconnecting…" banner and the call screen's state. */
+function setReconnecting(on) {
+  ui.reconnecting.hidden = !on;
+  ui.callScreen.dataset.reconnecting = String(on);
 }
 
 // ---------------------------------------------------------------------------
@@ -239,6 +324,11 @@ async function onJoined(s, msg) {
   }
   s.participantId = msg.participant_id;
   s.iceServers = msg.ice_servers || [];
+  if (s.rejoin) {
+    log('reconnected after', Date.now() - s.rejoin.since, 'ms');
+    s.rejoin = null;
+    setReconnecting(false);
+  }
   ui.roomLabel.textContent = `Room: ${msg.room || s.room}`;
   for (const p of msg.participants || []) addParticipant(s, p);
   log('joined', s.room, 'as', s.participantId);
@@ -248,8 +338,15 @@ async function onJoined(s, msg) {
 /** Error codes that answer a `join` the server turned down. */
 const JOIN_REFUSALS = new Set(['unauthorized', 'forbidden', 'rate_limited', 'server_draining']);
 
+/** Removals (`fatal` errors) after which joining again is the cure: the network broke. */
+const REJOIN_AFTER = /removed from the room: (ice_disconnected|peer_failed|connect_timeout|slow_consumer)/;
+
 function onServerError(s, msg) {
   if (isPreferenceError(s, msg)) return; // adaptive stream is an optimisation: nothing to show
+  if (msg.code === 'fatal' && s.participantId && REJOIN_AFTER.test(msg.message || '')) {
+    rejoin(s, msg.message);
+    return;
+  }
   showError(`Server error ${msg.code || '?'}: ${msg.message || ''}`);
   // A refused join leaves nothing to go on with; so does a fatal error.
   if (msg.code === 'fatal' || (!s.participantId && JOIN_REFUSALS.has(msg.code))) teardown(s);
@@ -257,6 +354,13 @@ function onServerError(s, msg) {
 
 function onSocketClose(s, event) {
   const reason = event.reason ? `: ${event.reason}` : '';
+  const why = `connection to the server closed (code ${event.code}${reason})`;
+  // A call that was up, or is being rebuilt, is rejoined; a first join that
+  // never got through (no server there) is an error.
+  if (s.participantId || s.rejoin) {
+    rejoin(s, why);
+    return;
+  }
   showError(`Connection to the server closed (code ${event.code}${reason}).`);
   teardown(s);
 }
@@ -268,7 +372,11 @@ function onPcStateChange(s, pcName, pc) {
   if (pcName === 'subscribe') {
     for (const p of s.participants.values()) renderRemoteConnectionState(p.tile, pc);
   }
-  if (pc.connectionState === 'failed') showError(`The ${pcName} connection failed.`);
+  if (pc.connectionState === 'failed') {
+    log(`the ${pcName} connection failed`);
+    rejoin(s, `the ${pcName} connection failed`);
+    return;
+  }
   updateStatus();
 }
 

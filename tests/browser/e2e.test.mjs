@@ -693,6 +693,49 @@ step('C joins again later: all three play each other again', async () => {
   }
 });
 
+step('WebSockets cut under every page: each shows it is reconnecting, rejoins and plays again, chat kept', async () => {
+  const port = new URL(ctx.baseUrl).port;
+  const before = {};
+  const chatBefore = {};
+  for (const name of NAMES) {
+    before[name] = (await snapshot(peer(name).page)).participantId;
+    chatBefore[name] = await chatLines(name);
+  }
+  assert.ok(chatBefore.Alice.length >= 4, 'Alice has chat to keep');
+  const cutAt = Date.now();
+  // Destroys the pages' TCP connections to the server (the kernel resets them): a real cut, not a close.
+  execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', `:${port}`]);
+  await waitFor('a page to show that it is reconnecting', async () => {
+    const shown = await Promise.all(NAMES.map((n) => peer(n).page.evaluate(() =>
+      !document.querySelector('[data-testid="reconnecting"]').hidden ||
+      document.querySelector('[data-testid="call-screen"]').dataset.reconnecting === 'true')));
+    const again = await Promise.all(NAMES.map(async (n) => (await snapshot(peer(n).page)).participantId));
+    // Either the banner is up, or a page already rejoined (with a new id).
+    return { ok: shown.some(Boolean) || again.every((id, i) => id && id !== before[NAMES[i]]), detail: shown };
+  }, { intervalMs: 50 });
+  for (const name of NAMES) {
+    await waitFor(`${name} to rejoin as a new participant`, async () => {
+      const snap = await snapshot(peer(name).page);
+      return { ok: !!snap.participantId && snap.participantId !== before[name] && !snap.joinScreenVisible, detail: snap };
+    }, { timeoutMs: MEDIA_WAIT_MS });
+    peer(name).id = (await snapshot(peer(name).page)).participantId;
+  }
+  for (const name of NAMES) await expectPlaying(name, NAMES.filter((n) => n !== name));
+  console.log(`reconnect: all three pages played each other again ${Date.now() - cutAt} ms after the cut`);
+  for (const name of NAMES) {
+    const banner = await peer(name).page.evaluate(() => document.querySelector('[data-testid="reconnecting"]').hidden);
+    assert.ok(banner, `${name}'s reconnecting banner is gone`);
+    assert.deepEqual(await chatLines(name), chatBefore[name], `${name} keeps the chat across the reconnect`);
+  }
+  // Chat still works on the new connections.
+  await peer('Alice').page.fill('[data-testid="chat-input"]', 'back again');
+  await peer('Alice').page.press('[data-testid="chat-input"]', 'Enter');
+  await waitFor('Bob to get Alice\'s message after the reconnect', async () => {
+    const lines = await chatLines('Bob');
+    return { ok: lines[lines.length - 1] === 'Alice: back again', detail: lines.slice(-2) };
+  });
+});
+
 step('an invalid room name is refused with a visible error', async () => {
   const { page } = peer('Carol');
   await page.goto(`${ctx.baseUrl}/?room=${encodeURIComponent('no spaces allowed')}&name=Carol`);
@@ -718,9 +761,11 @@ step('the server going away shows an error on the remaining pages', async () => 
   for (const name of ['Alice', 'Bob']) {
     await waitFor(`${name} to show the lost connection`, async () => {
       const snap = await snapshot(peer(name).page);
-      // Either the server's parting `error` (code fatal) or the socket close itself.
-      const ok = snap.joinScreenVisible && snap.errors.some((e) => /server|connection/i.test(e));
-      return { ok, detail: snap };
+      // The server's parting `error` (code fatal, shutdown), or the socket
+      // close itself, which the page answers by trying to reconnect.
+      const reconnecting = await peer(name).page.evaluate(() => !document.querySelector('[data-testid="reconnecting"]').hidden);
+      const ok = (snap.joinScreenVisible && snap.errors.some((e) => /server|connection/i.test(e))) || reconnecting;
+      return { ok, detail: { ...snap, reconnecting } };
     });
   }
 });
