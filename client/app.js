@@ -29,6 +29,7 @@
  *   speakers.js      `active_speakers`: the speaking tiles' highlight
  *   pages.js         pages of tiles beyond 16, speakers brought to the first
  *   chat.js          the chat panel (reliable data channel, topic "chat")
+ *   devices.js       camera, microphone and speaker pickers, the join preview
  *   tiles.js         the grid's tiles for local and remote participants, and
  *                    shared screens' tiles in the spotlight
  *   log.js           console logging
@@ -64,6 +65,7 @@ import { onPublishLayers, publishEncodings } from './simulcast.js';
 import { sendData, onData } from './data.js';
 import { onActiveSpeakers } from './speakers.js';
 import { initChat, resetChat } from './chat.js';
+import { initDevices, showInJoinForm, closeDialog } from './devices.js';
 import { onSubscribeOffer, tracksByMid } from './subscribe.js';
 import { isPreferenceError, sentPreferences, stopAdaptiveStream } from './adaptive.js';
 import {
@@ -191,6 +193,7 @@ async function join(room, name) {
   const problem = validateJoin(room, name);
   if (problem) {
     showError(problem);
+    startPreview();
     return;
   }
   clearErrors();
@@ -198,7 +201,11 @@ async function join(room, name) {
   ui.joinButton.disabled = true;
   showCallScreen(s);
   rememberRoomInUrl(room);
-  s.localStream = await getLocalMedia(showError);
+  // The join screen's preview becomes the call's camera and microphone.
+  const preview = await previewReady;
+  const live = preview && preview.getTracks().some((t) => t.readyState === 'live');
+  previewStream = null;
+  s.localStream = live ? preview : await getLocalMedia(showError);
   if (!isCurrent(s)) {
     stopStream(s.localStream);
     return;
@@ -471,7 +478,37 @@ function showCallScreen(s) {
   updateStatus();
 }
 
+/** The camera and microphone shown on the join screen, kept for the call. */
+let previewStream = null;
+/** Settles once the preview's getUserMedia did (a join waits for it). */
+let previewReady = Promise.resolve(null);
+
+/** Opens the camera and microphone for the join screen's preview. */
+function startPreview() {
+  if (previewStream || currentSession()) return;
+  previewReady = getLocalMedia(() => {}).then((stream) => {
+    if (currentSession()) return stream; // a join took it meanwhile
+    previewStream = stream;
+    showInJoinForm(stream);
+    return stream;
+  });
+}
+
+/** Puts a newly picked camera or microphone track into the call (no renegotiation). */
+async function switchTrack(kind, track) {
+  const s = currentSession();
+  if (!s) return; // the join screen: the preview stream is all there is
+  const transceiver = s.publishTransceivers.get(kind);
+  if (!transceiver) {
+    track.stop();
+    throw new Error(`joined without a ${kind === 'video' ? 'camera' : 'microphone'}; rejoin to add one`);
+  }
+  await transceiver.sender.replaceTrack(track);
+  renderLocalControls(s);
+}
+
 function showJoinScreen() {
+  closeDialog();
   clearTiles();
   ui.callScreen.hidden = true;
   hideAudioUnlock();
@@ -479,6 +516,7 @@ function showJoinScreen() {
   ui.joinButton.disabled = false;
   ui.roomLabel.textContent = '';
   updateStatus();
+  startPreview();
 }
 
 function rememberRoomInUrl(room) {
@@ -536,10 +574,19 @@ function init() {
   ui.screenButton.hidden = !canShareScreen();
   ui.copyLinkButton.addEventListener('click', copyInviteLink);
   initChat(showError);
+  initDevices({
+    currentStream: () => fromSession((s) => s.localStream, previewStream),
+    onSwitch: switchTrack,
+    onProblem: showError,
+  });
   ui.audioUnlockButton.addEventListener('click', unlockAudio);
   window.addEventListener('pagehide', () => currentSession() && leave());
-  if (room && name) join(room.trim(), name.trim());
-  else (room ? ui.nameInput : ui.roomInput).focus();
+  if (room && name) {
+    join(room.trim(), name.trim());
+  } else {
+    (room ? ui.nameInput : ui.roomInput).focus();
+    startPreview();
+  }
 }
 
 /** Reads the current session with `read`, or gives `otherwise` on the join screen. */

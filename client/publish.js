@@ -13,6 +13,7 @@ import { send } from './signaling.js';
 import { newPeerConnection, releaseOutgoingCandidates, flushIncomingCandidates } from './ice.js';
 import { addCameraTransceiver, logNegotiatedLayers } from './simulcast.js';
 import { openDataChannels } from './data.js';
+import { constraintsFor } from './devices.js';
 
 /** Publish order fixes the publish mids: audio gets "0", video "1" in practice. */
 const KIND_ORDER = ['audio', 'video'];
@@ -26,9 +27,11 @@ export async function getLocalMedia(onUnavailable) {
     onUnavailable('Camera and microphone need a secure page (https or localhost); joining without publishing.');
     return null;
   }
-  // 1280×720 where the camera offers it: room for all three simulcast layers.
-  const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
-  const attempts = [{ audio: true, video }, { audio: true }, { video }];
+  // 1280×720 where the camera offers it (room for all three simulcast
+  // layers), from the devices picked in the settings.
+  const audio = constraintsFor('audio');
+  const video = constraintsFor('video');
+  const attempts = [{ audio, video }, { audio }, { video }];
   let lastError = null;
   for (const constraints of attempts) {
     try {

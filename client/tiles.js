@@ -123,7 +123,20 @@ function setElementTracks(element, tracks) {
   const same = current.length === tracks.length && tracks.every((t) => current.includes(t));
   if (same) return;
   element.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  if (element.tagName === 'AUDIO' && audioOutput && element.sinkId !== audioOutput) {
+    element.setSinkId(audioOutput).catch((err) => log('setSinkId failed', errorText(err)));
+  }
   if (tracks.length) playMedia(element);
+}
+
+/** The speaker remote audio plays on ('' = the default), set by the device settings. */
+let audioOutput = '';
+
+/** Plays every remote tile's sound on speaker `deviceId` (setSinkId), now and for new tiles. */
+export async function setAudioOutput(deviceId) {
+  audioOutput = deviceId;
+  const elements = [...callScreen.querySelectorAll('audio')].filter((el) => typeof el.setSinkId === 'function');
+  await Promise.all(elements.map((el) => el.setSinkId(deviceId)));
 }
 
 export function detachMedia(tile) {

@@ -45,6 +45,7 @@ static ASSETS: &[Asset] = &[
     client_file!("app.js", JS),
     client_file!("chat.js", JS),
     client_file!("data.js", JS),
+    client_file!("devices.js", JS),
     client_file!("ice.js", JS),
     client_file!("log.js", JS),
     client_file!("pages.js", JS),

@@ -343,7 +343,11 @@ step('server starts and serves the bundled client', async () => {
   ctx.browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${speech}`],
+    // Fake cameras to switch between in the device settings (of three, the
+    // second is Y16: a <video> shows it, but the WebRTC encoder takes no
+    // frames from it, so the test switches to the third).
+    args: [...CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' ? `${a}=device-count=3` : a)),
+      `--use-file-for-fake-audio-capture=${speech}`],
   });
 });
 
@@ -588,6 +592,61 @@ step('a screen share appears large on the others and goes on stop, by the button
   }
 });
 
+/** Alice's outgoing camera and microphone as her publish connection sends them. */
+function outgoing() {
+  return peer('Alice').page.evaluate(() => {
+    const pc = window.cascade.publishPc;
+    const sent = (kind) => {
+      const sender = pc.getSenders().find((s) => s.track && s.track.kind === kind);
+      return sender ? { id: sender.track.id, deviceId: sender.track.getSettings().deviceId } : null;
+    };
+    return { video: sent('video'), audio: sent('audio'), signaling: pc.signalingState, sdp: pc.localDescription.sdp };
+  });
+}
+
+/** The options of one of `name`'s device pickers. */
+function deviceOptions(name, testid) {
+  return peer(name).page.evaluate((id) => [...document.querySelectorAll(`[data-testid="${id}"] option`)]
+    .map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })), testid);
+}
+
+step('device settings: a new camera and microphone replace the outgoing tracks without renegotiation; the speaker is set', async () => {
+  const alice = peer('Alice').page;
+  await click('Alice', 'device-settings');
+  const before = await outgoing();
+  assert.ok(before.video && before.audio, `Alice sends camera and microphone: ${JSON.stringify(before)}`);
+  for (const [testid, kind] of [['camera-select', 'video'], ['mic-select', 'audio']]) {
+    const options = await deviceOptions('Alice', testid);
+    assert.ok(options.length >= 2, `two devices to pick from in ${testid}: ${JSON.stringify(options)}`);
+    const selected = options.find((o) => o.selected);
+    assert.equal(selected && selected.value, before[kind].deviceId, `${testid} shows the device in use`);
+    const other = options.find((o) => !o.selected && o.label !== 'fake_device_1');
+    await alice.selectOption(`[data-testid="${testid}"]`, other.value);
+    await waitFor(`Alice's outgoing ${kind} to come from ${other.label}`, async () => {
+      const now = await outgoing();
+      return { ok: now[kind].deviceId === other.value && now[kind].id !== before[kind].id, detail: now[kind] };
+    });
+  }
+  const after = await outgoing();
+  assert.equal(after.signaling, 'stable', 'no offer pending');
+  assert.equal(after.sdp, before.sdp, 'no renegotiation: the publish connection\'s local description is unchanged');
+  await expectPlaying('Bob', ['Alice', 'Carol']);
+  await click('Alice', 'device-close');
+
+  // Bob picks another speaker: every remote sound plays there.
+  await click('Bob', 'device-settings');
+  const speakers = await deviceOptions('Bob', 'speaker-select');
+  const speaker = speakers.find((o) => !o.selected);
+  assert.ok(speaker, `a second speaker: ${JSON.stringify(speakers)}`);
+  await peer('Bob').page.selectOption('[data-testid="speaker-select"]', speaker.value);
+  await waitFor('Bob\'s remote audio to play on the picked speaker', async () => {
+    const sinks = await peer('Bob').page.evaluate(() =>
+      [...document.querySelectorAll('[data-testid="remote-tile"] audio')].map((a) => a.sinkId));
+    return { ok: sinks.length === 2 && sinks.every((id) => id === speaker.value), detail: sinks };
+  });
+  await click('Bob', 'device-close');
+});
+
 step('the invite link names the room and no token; desktop and phone layouts are captured', async () => {
   await peer('Alice').context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: ctx.baseUrl });
   await click('Alice', 'copy-link');
@@ -743,6 +802,11 @@ step('an invalid room name is refused with a visible error', async () => {
     const snap = await snapshot(page);
     const ok = snap.joinScreenVisible && snap.errors.some((e) => /room/i.test(e)) && !snap.participantId;
     return { ok, detail: snap };
+  });
+  // The join screen previews the camera the call would use.
+  await waitFor('Carol\'s join screen to preview her camera', async () => {
+    const width = await page.evaluate(() => document.querySelector('[data-testid="device-preview"]').videoWidth);
+    return { ok: width > 0, detail: width };
   });
 });
 
