@@ -30,6 +30,7 @@
  *   pages.js         pages of tiles beyond 16, speakers brought to the first
  *   chat.js          the chat panel (reliable data channel, topic "chat")
  *   devices.js       camera, microphone and speaker pickers, the join preview
+ *   stats.js         per-tile stats overlays and connection-quality badges
  *   tiles.js         the grid's tiles for local and remote participants, and
  *                    shared screens' tiles in the spotlight
  *   log.js           console logging
@@ -66,6 +67,7 @@ import { sendData, onData } from './data.js';
 import { onActiveSpeakers } from './speakers.js';
 import { initChat, resetChat } from './chat.js';
 import { initDevices, showInJoinForm, closeDialog } from './devices.js';
+import { initStats, startStats, stopStats } from './stats.js';
 import { onSubscribeOffer, tracksByMid } from './subscribe.js';
 import { isPreferenceError, sentPreferences, stopAdaptiveStream } from './adaptive.js';
 import {
@@ -212,6 +214,7 @@ async function join(room, name) {
   }
   s.localTile = addLocalTile(s.name, s.localStream);
   renderLocalControls(s);
+  startStats();
   connectSocket(s, socketListener);
 }
 
@@ -240,6 +243,7 @@ function teardown(s) {
 /** Ends `s` and frees its connections (not the camera and microphone); false if ended already. */
 function release(s) {
   if (!endSession(s)) return false;
+  stopStats();
   stopAdaptiveStream(s);
   for (const pc of [s.publishPc, s.subscribePc]) {
     if (pc) pc.close();
@@ -302,6 +306,7 @@ function rejoinNow() {
   s.localTile = addLocalTile(s.name, s.localStream);
   renderLocalControls(s);
   renderScreenButton(s);
+  startStats();
   connectSocket(s, socketListener);
 }
 
@@ -574,6 +579,7 @@ function init() {
   ui.screenButton.hidden = !canShareScreen();
   ui.copyLinkButton.addEventListener('click', copyInviteLink);
   initChat(showError);
+  initStats();
   initDevices({
     currentStream: () => fromSession((s) => s.localStream, previewStream),
     onSwitch: switchTrack,

@@ -55,6 +55,7 @@ static ASSETS: &[Asset] = &[
     client_file!("signaling.js", JS),
     client_file!("simulcast.js", JS),
     client_file!("speakers.js", JS),
+    client_file!("stats.js", JS),
     client_file!("subscribe.js", JS),
     client_file!("tiles.js", JS),
 ];

@@ -604,10 +604,14 @@ function outgoing() {
   });
 }
 
-/** The options of one of `name`'s device pickers. */
-function deviceOptions(name, testid) {
-  return peer(name).page.evaluate((id) => [...document.querySelectorAll(`[data-testid="${id}"] option`)]
-    .map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })), testid);
+/** The options of one of `name`'s device pickers, once it lists at least two (it fills in asynchronously). */
+async function deviceOptions(name, testid) {
+  const { options } = await waitFor(`${name}'s ${testid} to list two devices`, async () => {
+    const listed = await peer(name).page.evaluate((id) => [...document.querySelectorAll(`[data-testid="${id}"] option`)]
+      .map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })), testid);
+    return { ok: listed.length >= 2 && listed.some((o) => o.selected), detail: listed, options: listed };
+  });
+  return options;
 }
 
 step('device settings: a new camera and microphone replace the outgoing tracks without renegotiation; the speaker is set', async () => {
@@ -645,6 +649,34 @@ step('device settings: a new camera and microphone replace the outgoing tracks w
     return { ok: sinks.length === 2 && sinks.every((id) => id === speaker.value), detail: sinks };
   });
   await click('Bob', 'device-close');
+});
+
+step('stats: every tile\'s overlay shows what arrives or is sent, and a connection-quality badge', async () => {
+  const read = () => peer('Bob').page.evaluate(() => [...document.querySelectorAll('[data-testid="grid"] .tile')].map((t) => ({
+    name: t.dataset.participantName,
+    local: t.classList.contains('local'),
+    text: (t.querySelector('[data-testid="stats-overlay"]') || {}).textContent || '',
+    quality: (t.querySelector('[data-testid="connection-quality"]') || { dataset: {} }).dataset.quality,
+  })));
+  await click('Bob', 'toggle-stats');
+  await waitFor('Bob\'s stats overlays to show resolution, fps, bitrate, loss and rtt', async () => {
+    const tiles = await read();
+    const remote = tiles.filter((t) => !t.local);
+    const local = tiles.find((t) => t.local);
+    const ok = tiles.length === 3 && remote.length === 2
+      && remote.every((t) => /\d+×\d+ [qhf]/.test(t.text) && /[1-9]\d* fps/.test(t.text)
+        && /[1-9]\d* kbit\/s/.test(t.text) && /loss \d/.test(t.text) && /rtt \d+ ms/.test(t.text))
+      && !!local && /sending \d+×\d+/.test(local.text) && /layers /.test(local.text)
+      && tiles.every((t) => t.quality === 'excellent' || t.quality === 'good');
+    return { ok, detail: tiles };
+  });
+  const shot = path.join(ARTIFACTS, 'e2e-stats.png');
+  await peer('Bob').page.screenshot({ path: shot });
+  await click('Bob', 'toggle-stats');
+  await waitFor('Bob\'s overlays to go, the badges to stay', async () => {
+    const tiles = await read();
+    return { ok: tiles.every((t) => t.text === '' && t.quality), detail: tiles };
+  });
 });
 
 step('the invite link names the room and no token; desktop and phone layouts are captured', async () => {
