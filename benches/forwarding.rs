@@ -6,6 +6,10 @@
 //!   This is the core's whole per-packet cost except the UDP system calls.
 //! - `forward/batch_of_32/N`: the same with 32 packets per flush, as the
 //!   worker does when datagrams queue up.
+//! - `forward/one_packet_channels/N`: `one_packet` with the bundled client's
+//!   two relayed data channels open on the publishing connections (the
+//!   publisher's and the first viewer's), idle: what an SCTP association
+//!   costs forwarded media.
 //! - `rewrite`: `SeqRewriter::rewrite` alone; `demux`: `Demux::route` alone,
 //!   for an RTP datagram (by address) and a STUN request (by ufrag) among
 //!   1000 peers.
@@ -53,17 +57,23 @@ struct Fanout {
 }
 
 impl Fanout {
-    fn new(subscribers: usize) -> Self {
+    /// `channels`: the publishing connections also carry the two relayed
+    /// data channels, open.
+    fn new(subscribers: usize, channels: bool) -> Self {
         let mut sim = Sim::new();
+        let publish = |sim: &mut Sim, index: usize| match channels {
+            true => sim.publish_with_data(index),
+            false => sim.publish(index),
+        };
         let publisher = sim.join("bench", "publisher");
-        sim.publish(publisher);
+        publish(&mut sim, publisher);
         for i in 0..subscribers {
             let viewer = sim.join("bench", &format!("viewer-{i}"));
             if i == 0 {
                 // It never sends, but the publisher's subscribe connection
                 // gets m-lines: one with only the data channel does not
                 // connect (see the load-test notes) and would be removed.
-                sim.publish(viewer);
+                publish(&mut sim, viewer);
             }
         }
         let connected = sim.run_until(Duration::from_secs(60), |s| {
@@ -84,6 +94,15 @@ impl Fanout {
             }
         }
         assert!(connected, "every simulated peer connects");
+        if channels {
+            let open = sim.run_until(Duration::from_secs(10), |s| {
+                s.clients
+                    .iter()
+                    .filter(|c| c.publish.is_some())
+                    .all(|c| c.channels.len() == 2)
+            });
+            assert!(open, "the data channels open");
+        }
         let client = &sim.clients[publisher];
         let pc = client.publish.as_ref().expect("publisher connection");
         let video_mid = client
@@ -199,30 +218,39 @@ impl Fanout {
     }
 }
 
+/// Times `iters` packets forwarded one per flush.
+fn one_packet_each(fanout: &mut Fanout, subscribers: usize, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let d = fanout.next_datagram();
+        let start = Instant::now();
+        let sent = fanout.forward(std::slice::from_ref(&d));
+        total += start.elapsed();
+        fanout.return_control_traffic();
+        assert!(
+            sent >= subscribers,
+            "one packet to {subscribers} subscriber(s) sent only {sent} datagrams"
+        );
+    }
+    total
+}
+
 fn forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(4));
     for subscribers in [1usize, 10, 100] {
-        let mut fanout = Fanout::new(subscribers);
-        group.throughput(Throughput::Elements(subscribers as u64));
-        group.bench_function(BenchmarkId::new("one_packet", subscribers), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let d = fanout.next_datagram();
-                    let start = Instant::now();
-                    let sent = fanout.forward(std::slice::from_ref(&d));
-                    total += start.elapsed();
-                    fanout.return_control_traffic();
-                    assert!(
-                        sent >= subscribers,
-                        "one packet to {subscribers} subscriber(s) sent only {sent} datagrams"
-                    );
-                }
-                total
-            })
-        });
+        for (name, channels) in [("one_packet", false), ("one_packet_channels", true)] {
+            if channels && subscribers == 100 {
+                continue; // 1 and 10 show the cost; 100 only dilutes it
+            }
+            let mut fanout = Fanout::new(subscribers, channels);
+            group.throughput(Throughput::Elements(subscribers as u64));
+            group.bench_function(BenchmarkId::new(name, subscribers), |b| {
+                b.iter_custom(|iters| one_packet_each(&mut fanout, subscribers, iters))
+            });
+        }
+        let mut fanout = Fanout::new(subscribers, false);
         const BATCH: usize = 32;
         group.throughput(Throughput::Elements((subscribers * BATCH) as u64));
         group.bench_function(BenchmarkId::new("batch_of_32", subscribers), |b| {
