@@ -22,7 +22,10 @@
  *      the figures are printed either way;
  *   4. a Firefox subscriber (firefox-esr over WebDriver BiDi, puppeteer-core)
  *      decodes the simulcast publisher's video (framesDecoded rising,
- *      videoWidth > 0);
+ *      videoWidth > 0); then, with the publisher's Chromium page, chat both
+ *      ways, 90 lossy and 90 reliable messages each way at 30 a second
+ *      (lossy >= 90 % arrive, reliable all and in order), and the
+ *      publisher's screen share appearing on Firefox as a tile and going;
  *   5. a second server with `--tls-self-signed` (its certificate names
  *      10.99.0.1): a publisher page in the server namespace and a
  *      subscriber page in the client namespace (certificate errors ignored,
@@ -465,6 +468,7 @@ const START = 'the server starts in the server namespace';
 const JOIN = 'publisher and both subscribers join; the publisher sends three layers and both subscribers play it';
 const WINDOW = `over ${WINDOW_S} s the shaped subscriber decodes >= ${SHAPED_MIN_FPS} fps with < ${SHAPED_MAX_FREEZE_S} s of freezes; the unshaped one gets >= ${UNSHAPED_MIN_WIDTH} px at >= ${UNSHAPED_MIN_FPS} fps`;
 const FIREFOX_STEP = 'a Firefox subscriber decodes the simulcast publisher\'s video';
+const FIREFOX_MEETING_STEP = 'Firefox in the meeting: chat both ways, data at 30 messages/s (lossy >= 90 %, reliable in order), and a screen share shows up and goes';
 const HTTPS_STEP = 'a Chromium subscriber in the client namespace loads the client over https:// against --tls-self-signed and plays';
 const TURN_STEP = 'coturn on the server namespace\'s address relays a Chromium subscriber in the client namespace forced to relay, and it plays';
 const ICE_TCP_STEP = 'with all outgoing UDP dropped in the client namespace, a Chromium subscriber there connects over ICE-TCP and plays';
@@ -610,6 +614,90 @@ step(FIREFOX_STEP, [JOIN], async (t) => {
   }
   console.log(`Firefox subscriber: framesDecoded ${before} -> ${rising.view.video.framesDecoded}; over ${FIREFOX_SAMPLE_S} s: ` +
     JSON.stringify(figures(samples)));
+});
+
+/** Sends a chat line from `p`'s page (Chromium or Firefox alike): opens the panel if closed, types, sends. */
+function chatFrom(p, text) {
+  return p.page.evaluate((line) => {
+    if (document.querySelector('[data-testid="chat-panel"]').hidden) document.querySelector('[data-testid="toggle-chat"]').click();
+    document.querySelector('[data-testid="chat-input"]').value = line;
+    document.querySelector('[data-testid="chat-send"]').click();
+  }, text);
+}
+
+function chatLinesOf(p) {
+  return p.page.evaluate(() => [...document.querySelectorAll('[data-testid="chat-message"]')]
+    .map((m) => `${m.dataset.from}: ${m.querySelector('.chat-text').textContent}`));
+}
+
+/** Starts collecting relayed data on `p`'s page into window.__data. */
+function collectData(p) {
+  return p.page.evaluate(() => {
+    window.__data = [];
+    window.cascade.onData((m) => { if (m.topic === 'game') window.__data.push({ data: m.data, reliable: m.reliable, from: m.name }); });
+  });
+}
+
+/** Sends `count` messages from `p` at 30 a second (a game's state), lossy or reliable. */
+function sendAt30(p, count, reliable) {
+  return p.page.evaluate(({ n, rel }) => new Promise((resolve) => {
+    let i = 0;
+    const timer = setInterval(() => {
+      window.cascade.sendData(`s${i}`, { reliable: rel, topic: 'game' });
+      i += 1;
+      if (i === n) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 1000 / 30);
+  }), { n: count, rel: reliable });
+}
+
+step(FIREFOX_MEETING_STEP, [FIREFOX_STEP], async () => {
+  const firefox = peer('Firefox');
+  const chromium = peer(PUBLISHER);
+  // Chat both ways.
+  await chatFrom(firefox, 'hello from Firefox');
+  await chatFrom(chromium, 'hello from Chromium');
+  for (const [viewer, line] of [[chromium, 'Firefox: hello from Firefox'], [firefox, `${PUBLISHER}: hello from Chromium`]]) {
+    await waitFor(`${viewer.name} to show the other's chat line`, async () => {
+      const lines = await chatLinesOf(viewer);
+      return { ok: lines.includes(line), detail: lines };
+    });
+  }
+  // Data at a game's 30 messages a second, each way: lossy arrives >= 90 %, reliable all and in order.
+  await collectData(firefox);
+  await collectData(chromium);
+  const COUNT = 90;
+  for (const [from, to] of [[chromium, firefox], [firefox, chromium]]) {
+    await sendAt30(from, COUNT, false);
+    await sendAt30(from, COUNT, true);
+    const got = await waitFor(`${to.name} to get ${from.name}'s ${COUNT} reliable messages`, async () => {
+      const data = await to.page.evaluate(() => window.__data.splice(0));
+      to.received = (to.received || []).concat(data);
+      const reliable = to.received.filter((m) => m.reliable).map((m) => m.data);
+      return { ok: reliable.length >= COUNT, detail: { reliable: reliable.length, lossy: to.received.length - reliable.length } };
+    });
+    const reliable = to.received.filter((m) => m.reliable).map((m) => m.data);
+    const lossy = to.received.filter((m) => !m.reliable).length;
+    assert.deepEqual(reliable, Array.from({ length: COUNT }, (_, i) => `s${i}`), `${from.name} -> ${to.name}: reliable in order`);
+    assert.ok(lossy >= COUNT * 0.9, `${from.name} -> ${to.name}: lossy at 30/s arrives >= 90 %: ${lossy} of ${COUNT}`);
+    console.log(`data ${from.name} -> ${to.name}: lossy ${lossy}/${COUNT}, reliable ${reliable.length}/${COUNT} in order (${JSON.stringify(got.detail)})`);
+    to.received = [];
+  }
+  // A screen share from Chromium appears on Firefox as its own tile, and goes on stop.
+  const screenOnFirefox = () => firefox.page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="screen-tile"]')].map((t) => t.querySelector('video').videoWidth));
+  await chromium.page.click('[data-testid="toggle-screen"]');
+  await waitFor('Firefox to show the Chromium page\'s screen share', async () => {
+    const widths = await screenOnFirefox();
+    return { ok: widths.length === 1 && widths[0] > 0, detail: widths };
+  }, { timeoutMs: MEDIA_WAIT_MS });
+  await chromium.page.click('[data-testid="toggle-screen"]');
+  await waitFor('the screen share to leave Firefox\'s page', async () => {
+    const widths = await screenOnFirefox();
+    return { ok: widths.length === 0, detail: widths };
+  });
 });
 
 /**
