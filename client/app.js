@@ -39,6 +39,11 @@
  * `&token=JWT` is the access token a server with API keys requires (made by
  * `cascade token create`, which prints such a link).
  *
+ * A peer connection that loses its path while the WebSocket lives restarts
+ * ICE (the publish connection with a new offer, the subscribe connection by
+ * `restart_ice`); only when that fails, or the socket is gone, is the room
+ * joined again.
+ *
  * Test hooks: `data-testid` attributes on the page, remote tiles carry
  * `data-participant-id`, `data-participant-name`, `data-video-muted`,
  * `data-audio-muted`, `data-connection-state`, `data-speaking` (with a
@@ -60,7 +65,7 @@ import { PROTOCOL_VERSION, connectSocket, closeSocket, socketState, send } from 
 import { onRemoteCandidate } from './ice.js';
 import {
   getLocalMedia, stopStream, startPublishing, onPublishAnswer, localTrack, toggleLocalTrack,
-  onMutedByOperator, canShareScreen, startScreenShare, stopScreenShare,
+  onMutedByOperator, canShareScreen, startScreenShare, stopScreenShare, restartPublishIce,
 } from './publish.js';
 import { onPublishLayers, publishEncodings } from './simulcast.js';
 import { sendData, onData } from './data.js';
@@ -244,6 +249,10 @@ function teardown(s) {
 function release(s) {
   if (!endSession(s)) return false;
   stopStats();
+  for (const under of Object.values(s.iceRestart)) {
+    clearTimeout(under.timer);
+    clearTimeout(under.wait);
+  }
   stopAdaptiveStream(s);
   for (const pc of [s.publishPc, s.subscribePc]) {
     if (pc) pc.close();
@@ -377,6 +386,74 @@ function onSocketClose(s, event) {
   teardown(s);
 }
 
+/** How long a connection may stay disconnected before its ICE restarts. */
+const ICE_RESTART_AFTER_MS = 1500;
+/** How long an ICE restart may take before the call is joined again instead. */
+const ICE_RESTART_TIMEOUT_MS = 12_000;
+
+/**
+ * A peer connection lost its path (a network change or blip) while the
+ * WebSocket lives on: restart its ICE (new credentials, new checks) rather
+ * than rejoining: the call, its tracks and ids stay. The publish connection
+ * offers anew; the subscribe connection asks the server for an offer.
+ * Returns false when a restart is no use (no socket, or one already failed).
+ */
+function restartIce(s, pcName) {
+  const under = s.iceRestart[pcName];
+  if (under && under.started) return Date.now() - under.started < ICE_RESTART_TIMEOUT_MS;
+  if (!s.ws || s.ws.readyState !== WebSocket.OPEN) return false;
+  log(`restarting ICE on the ${pcName} connection`);
+  s.iceRestart[pcName] = {
+    started: Date.now(),
+    timer: setTimeout(() => {
+      if (isCurrent(s) && s.iceRestart[pcName]) rejoin(s, `the ${pcName} connection did not come back`);
+    }, ICE_RESTART_TIMEOUT_MS),
+  };
+  if (pcName === 'publish') {
+    restartPublishIce(s).catch((err) => log('publish ICE restart failed', err));
+  } else {
+    send(s, { type: 'restart_ice', pc: 'subscribe' });
+  }
+  return true;
+}
+
+/** Tracks one connection's state for ICE restarts. */
+function watchIce(s, pcName, pc) {
+  const state = pc.connectionState;
+  const under = s.iceRestart[pcName];
+  if (state === 'connected') {
+    if (under) {
+      clearTimeout(under.timer);
+      clearTimeout(under.wait);
+      if (under.started) {
+        s.iceRestarts[pcName] += 1;
+        log(`ICE restart brought the ${pcName} connection back after ${Date.now() - under.started} ms`);
+      }
+      delete s.iceRestart[pcName];
+    }
+    return true;
+  }
+  if (state === 'disconnected' && !under) {
+    // Often a blip that heals by itself; restart only if it lasts.
+    s.iceRestart[pcName] = {
+      wait: setTimeout(() => {
+        if (!isCurrent(s) || pc.connectionState === 'connected') return;
+        delete s.iceRestart[pcName];
+        if (!restartIce(s, pcName)) rejoin(s, `the ${pcName} connection was lost`);
+      }, ICE_RESTART_AFTER_MS),
+    };
+    return true;
+  }
+  if (state === 'failed') {
+    if (under && !under.started) {
+      clearTimeout(under.wait);
+      delete s.iceRestart[pcName];
+    }
+    return restartIce(s, pcName);
+  }
+  return true;
+}
+
 function onPcStateChange(s, pcName, pc) {
   log(`${pcName} connection`, pc.connectionState);
   if (!isCurrent(s)) return;
@@ -384,7 +461,7 @@ function onPcStateChange(s, pcName, pc) {
   if (pcName === 'subscribe') {
     for (const p of s.participants.values()) renderRemoteConnectionState(p.tile, pc);
   }
-  if (pc.connectionState === 'failed') {
+  if (!watchIce(s, pcName, pc)) {
     log(`the ${pcName} connection failed`);
     rejoin(s, `the ${pcName} connection failed`);
     return;
@@ -619,6 +696,8 @@ window.cascade = {
     if (!s) throw new Error('not in a room');
     sendData(s, data, options);
   },
+  /** ICE restarts that brought a connection back: {publish, subscribe}. */
+  get iceRestarts() { return fromSession((s) => ({ ...s.iceRestarts }), null); },
   /** Test hook: our screen share's video track while sharing (to end it as the browser's stop control does). */
   get screenTrack() {
     return fromSession((s) => (s.screen && s.screen.stream ? s.screen.stream.getVideoTracks()[0] : null));

@@ -95,15 +95,23 @@ function publishSources(s) {
  * Renegotiates the publish connection (a new offer); while an offer waits
  * for its answer, once more after the answer.
  */
-async function renegotiatePublish(s) {
+async function renegotiatePublish(s, { iceRestart = false } = {}) {
   const pc = s.publishPc;
   if (!pc) return;
+  if (iceRestart) s.publishIceRestart = true;
   if (pc.signalingState !== 'stable') {
     s.publishRenegotiate = true;
     return;
   }
-  await pc.setLocalDescription(await pc.createOffer());
+  const restart = s.publishIceRestart;
+  s.publishIceRestart = false;
+  await pc.setLocalDescription(await pc.createOffer({ iceRestart: restart }));
   sendPublishOffer(s, pc);
+}
+
+/** Restarts ICE on the publish connection: an offer with new ICE credentials. */
+export function restartPublishIce(s) {
+  return renegotiatePublish(s, { iceRestart: true });
 }
 
 /** Whether this browser can share a screen. */

@@ -29,6 +29,12 @@ export function startSession(room, name, token = null) {
     publishAnswered: false,
     /** A publish renegotiation waits for the pending answer. */
     publishRenegotiate: false,
+    /** The next publish offer restarts ICE. */
+    publishIceRestart: false,
+    /** Per connection ("publish", "subscribe"): {timer, since} of an ICE restart under way. */
+    iceRestart: {},
+    /** ICE restarts that brought a connection back, per connection (a test hook). */
+    iceRestarts: { publish: 0, subscribe: 0 },
     /** The screen share: {stream (null when stopped), video, audio: RTCRtpTransceiver}, once shared. */
     screen: null,
     /** Our own share's preview tile, while sharing. */

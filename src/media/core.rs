@@ -259,9 +259,31 @@ impl MediaCore {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| OfferError::InvalidSdp(e.to_string()));
+        // An offer that restarts ICE (new credentials) got new local ones:
+        // STUN from a new address finds the peer by them.
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        self.demux.insert(ufrag, key);
         self.scheduler.mark_dirty(key);
         self.flush(now);
         answer
+    }
+
+    /// `id`'s client asks for an ICE restart of its subscribe connection
+    /// (its network changed under a live signaling connection): the next
+    /// subscribe offer, now or once the pending one is answered, carries
+    /// new ICE credentials.
+    pub fn restart_subscribe_ice(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+    ) -> Result<(), CandidateError> {
+        self.connection(id, PeerRole::Subscribe)?;
+        if let Some(p) = self.members.participants.get_mut(&id) {
+            p.ice_restart_wanted = true;
+        }
+        self.negotiate(id);
+        self.flush(now);
+        Ok(())
     }
 
     /// Names what `id`'s publish m-lines capture, for the tracks its next

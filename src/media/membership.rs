@@ -135,6 +135,9 @@ pub struct Participant {
     pub data: DataChannels,
     /// Whether it was told its room's active speakers since it joined.
     pub speakers_told: bool,
+    /// Its client asked for an ICE restart of the subscribe connection,
+    /// not yet offered.
+    pub ice_restart_wanted: bool,
     /// What its publish m-lines capture, as its offers named them (an
     /// m-line not named is its microphone or camera).
     pub track_sources: Vec<(Mid, TrackSource)>,
@@ -168,6 +171,7 @@ impl Participant {
             allocator: AllocatorState::new(now),
             data: DataChannels::default(),
             speakers_told: false,
+            ice_restart_wanted: false,
             track_sources: Vec::new(),
         }
     }

@@ -43,6 +43,8 @@ impl MediaCore {
             .retain(|s| !(s.source.is_none() && s.state == SubscriptionState::Pending));
 
         let mut api = peer.rtc.sdp_api();
+        let new_ufrag =
+            std::mem::take(&mut p.ice_restart_wanted).then(|| api.ice_restart(true).ufrag);
         // Only an offer with nothing else in it gets the channel: str0m
         // polls an SCTP association on every send even when it is idle,
         // about 4 % of the CPU per forwarded packet.
@@ -79,6 +81,9 @@ impl MediaCore {
             return;
         };
         p.pending_offer = Some(pending);
+        if let Some(ufrag) = new_ufrag {
+            self.demux.insert(ufrag, key);
+        }
         let event = ParticipantEvent::SubscribeOffer {
             offer,
             tracks: p.offered_tracks(),

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use std::collections::BTreeMap;
 
 use cascade_protocol::{
-    ClientMessage, ErrorCode, IceServer, ServerMessage, TrackSource, CLIENT_MESSAGE_TYPES,
+    ClientMessage, ErrorCode, IceServer, PcKind, ServerMessage, TrackSource, CLIENT_MESSAGE_TYPES,
     PROTOCOL_VERSION,
 };
 use str0m::media::Mid;
@@ -269,6 +269,19 @@ impl Session {
                     .map_err(worker_error)?;
                 Ok(None)
             }
+            ClientMessage::RestartIce { pc } => {
+                if pc == PcKind::Publish {
+                    return Err(error(
+                        ErrorCode::BadMessage,
+                        "the publish connection restarts ICE with a publish_offer (createOffer({iceRestart: true}))",
+                    ));
+                }
+                worker
+                    .restart_subscribe_ice(id)
+                    .await
+                    .map_err(worker_error)?;
+                Ok(None)
+            }
             ClientMessage::Mute { mid, muted } => {
                 worker
                     .set_muted(id, mid, muted)
@@ -309,13 +322,13 @@ fn request_kind(message: &ClientMessage) -> &'static str {
         ClientMessage::SubscribeAnswer { .. } => "subscribe_answer",
         ClientMessage::Candidate { .. } => "candidate",
         ClientMessage::Mute { .. } => "mute",
+        ClientMessage::RestartIce { .. } => "restart_ice",
         ClientMessage::VideoPreference { .. } => "video_preference",
         ClientMessage::Leave => "leave",
         ClientMessage::Ping => "ping",
     }
 }
 
-/// The protocol error of a refused token.
 /// A `publish_offer`'s `sources`, checked: at most [`MAX_NAMED_SOURCES`]
 /// entries, each keyed by a plausible mid.
 fn named_sources(
@@ -349,6 +362,7 @@ fn named_sources(
 /// The longest mid `sources` may name (str0m's mids are short tokens).
 const MAX_MID_CHARS: usize = 16;
 
+/// The protocol error of a refused token.
 fn refusal(refusal: Refusal) -> ServerMessage {
     let code = match refusal {
         Refusal::Unauthorized(_) => ErrorCode::Unauthorized,

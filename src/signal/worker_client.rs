@@ -165,6 +165,16 @@ impl<'a> WorkerClient<'a> {
         .await
     }
 
+    /// An ICE restart of a bundled client's subscribe connection (its next
+    /// offer carries new credentials).
+    pub async fn restart_subscribe_ice(
+        self,
+        id: ParticipantId,
+    ) -> Result<(), WorkerError<CandidateError>> {
+        self.request(|reply| Command::RestartSubscribeIce { id, reply })
+            .await
+    }
+
     /// How a participant shows a remote video (adaptive stream).
     pub async fn set_video_preference(
         self,

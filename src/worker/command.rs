@@ -76,6 +76,11 @@ pub enum Command {
         muted: bool,
         reply: oneshot::Sender<Result<(), MuteError>>,
     },
+    /// A bundled client asks for an ICE restart of its subscribe connection.
+    RestartSubscribeIce {
+        id: ParticipantId,
+        reply: oneshot::Sender<Result<(), CandidateError>>,
+    },
     VideoPreference {
         id: ParticipantId,
         track: TrackId,

@@ -532,6 +532,9 @@ impl Worker {
             } => {
                 let _ = reply.send(self.core.set_muted(now, id, &mid, muted));
             }
+            Command::RestartSubscribeIce { id, reply } => {
+                let _ = reply.send(self.core.restart_subscribe_ice(now, id));
+            }
             Command::VideoPreference {
                 id,
                 track,

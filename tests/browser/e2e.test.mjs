@@ -89,7 +89,9 @@ async function startCascade() {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   ctx.server = await startServer({
-    args: ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1',
+    // A disconnected peer may wait 30 s before removal (default 5): the UDP
+    // blip below lasts longer than 5 s, and ICE restarts must bring it back.
+    args: ['--http-addr', `127.0.0.1:${port}`, '--media-addr', '127.0.0.1', '--disconnect-grace-secs', '30',
       '--api-key', API_KEYS.CASCADE_API_KEY, '--api-secret', API_KEYS.CASCADE_API_SECRET],
     baseUrl,
     logPath: path.join(ARTIFACTS, 'e2e-server.log'),
@@ -825,6 +827,50 @@ step('WebSockets cut under every page: each shows it is reconnecting, rejoins an
     const lines = await chatLines('Bob');
     return { ok: lines[lines.length - 1] === 'Alice: back again', detail: lines.slice(-2) };
   });
+});
+
+step('a UDP blip under a live WebSocket: every connection restarts ICE and plays again as the same participant', async () => {
+  const ids = {};
+  const restarts = {};
+  for (const name of NAMES) {
+    ids[name] = (await snapshot(peer(name).page)).participantId;
+    restarts[name] = await peer(name).page.evaluate(() => window.cascade.iceRestarts);
+  }
+  const cutAt = Date.now();
+  // All UDP in this (loopback-only) namespace is dropped, and all TCP but
+  // the HTTP port's (else ICE moves to the server's passive TCP candidate
+  // without a hitch, which is good, but no restart): the WebSockets live on.
+  const http = new URL(ctx.baseUrl).port;
+  execFileSync('nft', ['-f', '-'], {
+    input: `table inet cascade_blip {\n  chain out {\n    type filter hook output priority 0; policy accept;\n`
+      + `    meta l4proto udp drop\n    tcp dport != ${http} tcp sport != ${http} drop\n  }\n}\n`,
+  });
+  try {
+    await waitFor('every page to lose its connections', async () => {
+      const states = await Promise.all(NAMES.map((n) => snapshot(peer(n).page)));
+      const ok = states.every((st) => st.subscribeState !== 'connected' && st.publishState !== 'connected');
+      return { ok, detail: states.map((st) => [st.publishState, st.subscribeState]) };
+    }, { intervalMs: 200 });
+    await sleep(3000); // the restarts start while UDP is still dropped
+  } finally {
+    execFileSync('nft', ['delete', 'table', 'inet', 'cascade_blip']);
+  }
+  const restoredAt = Date.now();
+  for (const name of NAMES) {
+    await waitFor(`${name}'s connections to come back by ICE restarts`, async () => {
+      const snap = await snapshot(peer(name).page);
+      const now = await peer(name).page.evaluate(() => window.cascade.iceRestarts);
+      const ok = snap.participantId === ids[name] && snap.publishState === 'connected' && snap.subscribeState === 'connected'
+        && !!now && now.publish > restarts[name].publish && now.subscribe > restarts[name].subscribe;
+      return { ok, detail: { id: snap.participantId, was: ids[name], now, before: restarts[name], pc: [snap.publishState, snap.subscribeState] } };
+    }, { timeoutMs: MEDIA_WAIT_MS });
+  }
+  for (const name of NAMES) await expectPlaying(name, NAMES.filter((n) => n !== name));
+  console.log(`ICE restart: the cut lasted ${restoredAt - cutAt} ms; all three pages played each other again ${Date.now() - restoredAt} ms after it ended`);
+  for (const name of NAMES) {
+    const errors = (await snapshot(peer(name).page)).errors.filter((e) => !/data_too_large|data_rate_limited/.test(e));
+    assert.deepEqual(errors, [], `${name} shows no error`);
+  }
 });
 
 step('an invalid room name is refused with a visible error', async () => {

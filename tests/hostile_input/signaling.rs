@@ -62,6 +62,7 @@ fn client_message(t: Text) -> impl Strategy<Value = ClientMessage> {
         text().prop_map(|sdp| ClientMessage::SubscribeAnswer { sdp }),
         (pc_kind(), text()).prop_map(|(pc, candidate)| ClientMessage::Candidate { pc, candidate }),
         (text(), any::<bool>()).prop_map(|(mid, muted)| ClientMessage::Mute { mid, muted }),
+        pc_kind().prop_map(|pc| ClientMessage::RestartIce { pc }),
         (text(), any::<bool>(), any::<u32>(), any::<u32>()).prop_map(
             |(track_id, visible, width, height)| ClientMessage::VideoPreference {
                 track_id,

@@ -21,6 +21,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "subscribe_answer",
     "candidate",
     "mute",
+    "restart_ice",
     "video_preference",
     "leave",
     "ping",
@@ -154,6 +155,12 @@ pub enum ClientMessage {
     Mute {
         mid: String,
         muted: bool,
+    },
+    /// The client's network changed under a live WebSocket: the server
+    /// sends a `subscribe_offer` with new ICE credentials (`pc` must be
+    /// `subscribe`; the publish connection restarts with its own offer).
+    RestartIce {
+        pc: PcKind,
     },
     /// How a remote video is shown: the server never sends a simulcast
     /// layer larger than `width`×`height`, and none while it is not visible.
