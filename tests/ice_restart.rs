@@ -11,7 +11,6 @@ use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade_protocol::ServerMessage;
 use common::sim::Sim;
 use str0m::media::MediaKind;
 
@@ -23,14 +22,7 @@ fn ufrag(sdp: &str) -> Option<String> {
 }
 
 fn offers(sim: &Sim, index: usize) -> Vec<String> {
-    sim.clients[index]
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::SubscribeOffer { sdp, .. } => Some(sdp.clone()),
-            _ => None,
-        })
-        .collect()
+    sim.clients[index].subscribe_offers()
 }
 
 #[test]

@@ -7,7 +7,6 @@ use cascade_test_support as common;
 
 use std::time::Duration;
 
-use cascade_protocol::ServerMessage;
 use common::sim::Sim;
 use str0m::media::MediaKind;
 
@@ -50,16 +49,7 @@ fn only_a_subscribe_offer_without_tracks_carries_a_data_channel() {
     let second = sim.join("room", "second");
     sim.run(Duration::from_secs(2), true);
 
-    let offers = |index: usize| -> Vec<String> {
-        sim.clients[index]
-            .messages
-            .iter()
-            .filter_map(|m| match m {
-                ServerMessage::SubscribeOffer { sdp, .. } => Some(sdp.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+    let offers = |index: usize| sim.clients[index].subscribe_offers();
     let first_offers = offers(first);
     assert!(
         first_offers

@@ -81,6 +81,17 @@ pub struct SimClient {
 }
 
 impl SimClient {
+    /// The SDP of every subscribe offer the client was sent, in order.
+    pub fn subscribe_offers(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::SubscribeOffer { sdp, .. } => Some(sdp.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// All payloads received from `participant`'s tracks of `kind`.
     pub fn payloads_from(&self, participant: ParticipantId, kind: MediaKind) -> Vec<Vec<u8>> {
         let pid = participant.to_string();
