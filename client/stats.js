@@ -75,22 +75,18 @@ export function quality({ loss = 0, rtt = 0, fps = null }) {
   return 'excellent';
 }
 
+/** One round: one getStats() per connection. */
 async function update() {
   const s = currentSession();
   if (!s) return;
-  const rtt = {
-    subscribe: await roundTrip(s.subscribePc),
-    publish: await roundTrip(s.publishPc),
-  };
-  if (s.subscribePc) await updateRemote(s, rtt.subscribe);
-  if (s.publishPc && s.localTile) await updateLocal(s, rtt.publish);
+  if (s.subscribePc) updateRemote(s, await s.subscribePc.getStats());
+  if (s.publishPc && s.localTile) updateLocal(s, await s.publishPc.getStats());
 }
 
-/** The selected candidate pair's current round-trip time in seconds. */
-async function roundTrip(pc) {
-  if (!pc) return null;
+/** The selected candidate pair's current round-trip time in seconds, from a stats report. */
+function roundTrip(report) {
   let seconds = null;
-  (await pc.getStats()).forEach((r) => {
+  report.forEach((r) => {
     if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded' && r.currentRoundTripTime != null) {
       seconds = r.currentRoundTripTime;
     }
@@ -98,10 +94,11 @@ async function roundTrip(pc) {
   return seconds;
 }
 
-async function updateRemote(s, rtt) {
+function updateRemote(s, report) {
+  const rtt = roundTrip(report);
   const table = tracksByMid(s);
   const byParticipant = new Map();
-  (await s.subscribePc.getStats()).forEach((r) => {
+  report.forEach((r) => {
     if (r.type !== 'inbound-rtp' || r.mid == null || !table[r.mid]) return;
     const entry = table[r.mid];
     const key = entry.source === 'screen_share' || entry.source === 'screen_share_audio'
@@ -134,12 +131,13 @@ async function updateRemote(s, rtt) {
   }
 }
 
-async function updateLocal(s, rtt) {
+function updateLocal(s, report) {
+  const rtt = roundTrip(report);
   let top = null;
   let bps = 0;
   const layers = [];
   let limited = 'none';
-  (await s.publishPc.getStats()).forEach((r) => {
+  report.forEach((r) => {
     if (r.type !== 'outbound-rtp') return;
     bps += rate(r.id, r.bytesSent || 0, r.timestamp) || 0;
     if (r.kind !== 'video' || !r.frameWidth) return;
