@@ -57,10 +57,15 @@ function onRemoteTrack(s, event) {
   syncRemoteMedia(s);
 }
 
+/** The latest offer's table row for a subscribe transceiver (none without a table). */
+function tableEntry(s, transceiver) {
+  return s.haveTrackTable ? s.subscribeTracks.get(transceiver.mid) || null : null;
+}
+
 /** Which participant a subscribe transceiver currently carries, if any. */
 function ownerOf(s, transceiver) {
   if (s.haveTrackTable) {
-    const entry = s.subscribeTracks.get(transceiver.mid);
+    const entry = tableEntry(s, transceiver);
     return entry ? entry.participant_id : null;
   }
   const receiving = transceiver.currentDirection === 'recvonly' || transceiver.currentDirection === 'sendrecv';
@@ -72,13 +77,13 @@ function ownerOf(s, transceiver) {
  * offer's table (none without one: then no preferences are sent for it).
  */
 function videoTrackIdOf(s, transceiver) {
-  const entry = s.haveTrackTable ? s.subscribeTracks.get(transceiver.mid) : null;
+  const entry = tableEntry(s, transceiver);
   return entry && transceiver.receiver.track.kind === 'video' ? String(entry.track_id) : null;
 }
 
 /** Whether a subscribe transceiver carries a shared screen (or its sound). */
 function isScreen(s, transceiver) {
-  const entry = s.haveTrackTable ? s.subscribeTracks.get(transceiver.mid) : null;
+  const entry = tableEntry(s, transceiver);
   return !!entry && (entry.source === 'screen_share' || entry.source === 'screen_share_audio');
 }
 
