@@ -640,16 +640,13 @@ fn demands_of(
             };
             continue;
         }
-        let mut demand = demand(sub, &track.layers, now);
-        // A shared screen is read, not glanced at: it is served first.
-        demand.priority = u8::from(track.source == TrackSource::ScreenShare);
-        demands.push(demand);
+        demands.push(demand(sub, &track.layers, track.source, now));
         videos.push(index);
     }
     (audio, demands, videos)
 }
 
-fn demand(sub: &Subscription, layers: &[Layer], now: Instant) -> Demand {
+fn demand(sub: &Subscription, layers: &[Layer], source: TrackSource, now: Instant) -> Demand {
     let pref = sub.preference;
     // A failed upgrade's layer is out of reach for a while (not the lowest:
     // that one is the pause logic's).
@@ -665,7 +662,8 @@ fn demand(sub: &Subscription, layers: &[Layer], now: Instant) -> Demand {
         ceiling,
         current: sub.down.target(),
         hold: sub.upgrade_hold_until.is_some_and(|t| now < t),
-        priority: 0,
+        // A shared screen is read, not glanced at: it is served first.
+        priority: u8::from(source == TrackSource::ScreenShare),
         ever_flowed: layers.iter().any(|l| l.ssrc.is_some()),
     }
 }

@@ -294,7 +294,7 @@ impl MediaCore {
         let Some(p) = self.members.participants.get_mut(&id) else {
             return;
         };
-        for &(mid, source) in sources.iter().take(MAX_NAMED_SOURCES) {
+        for &(mid, source) in sources {
             let full = p.track_sources.len() >= MAX_NAMED_SOURCES;
             match p.track_sources.iter_mut().find(|(m, _)| *m == mid) {
                 Some(named) => named.1 = source,
