@@ -225,26 +225,36 @@ fn data_channels(
     by_two_labels(name, help, &["channel", "event"], series)
 }
 
-fn data_refusals() -> Vec<(&'static str, Read)> {
-    DataRefusal::ALL
-        .iter()
+/// One series per reason of `all`, labelled `(label, index)` of the
+/// reason, reading its slot in the array `counts` picks from the stats.
+fn reason_series<R>(
+    all: &'static [R],
+    label_and_index: fn(&R) -> (&'static str, usize),
+    counts: fn(&CoreStats) -> &[u64],
+) -> Vec<(&'static str, Read)> {
+    all.iter()
         .map(|reason| {
-            let i = reason.index();
-            let read: Read = Box::new(move |c, _| c.data_refused[i]);
-            (reason.as_str(), read)
+            let (label, i) = label_and_index(reason);
+            let read: Read = Box::new(move |c, _| counts(c)[i]);
+            (label, read)
         })
         .collect()
 }
 
+fn data_refusals() -> Vec<(&'static str, Read)> {
+    reason_series(
+        &DataRefusal::ALL,
+        |r| (r.as_str(), r.index()),
+        |c| &c.data_refused,
+    )
+}
+
 fn leave_reasons() -> Vec<(&'static str, Read)> {
-    LeaveReason::ALL
-        .iter()
-        .map(|reason| {
-            let i = reason.index();
-            let read: Read = Box::new(move |c, _| c.leaves_by_reason[i]);
-            (reason.as_str(), read)
-        })
-        .collect()
+    reason_series(
+        &LeaveReason::ALL,
+        |r| (r.as_str(), r.index()),
+        |c| &c.leaves_by_reason,
+    )
 }
 
 /// Drops by kind and reason, plus those of no known track (`unknown`,
