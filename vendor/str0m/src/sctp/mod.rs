@@ -63,6 +63,12 @@ pub(crate) struct RtcSctp {
     snap_init: Option<SctpInitData>,
     /// Bytes that can be buffered across all streams before `available()` is 0.
     max_buffered_amount: usize,
+    /// The last `poll()` found nothing to do, and nothing that could give
+    /// it work (input, a timeout, a write, a stream change) happened since.
+    /// An established association's poll is far from free (it walks its
+    /// retransmission and in-flight queues); `Rtc::poll_output` calls it
+    /// on every call, once per packet sent on a media-heavy connection.
+    idle: bool,
     #[cfg(test)]
     max_payload_size: usize,
 }
@@ -322,6 +328,7 @@ impl RtcSctp {
             snap_enabled: false,
             snap_init: None,
             max_buffered_amount: DEFAULT_MAX_BUFFERED_AMOUNT,
+            idle: false,
             #[cfg(test)]
             max_payload_size,
         }
@@ -351,6 +358,7 @@ impl RtcSctp {
         sctp_init_data: Option<SctpInitData>,
         remote_max_message_size: Option<u32>,
     ) -> Result<(), SctpError> {
+        self.idle = false;
         if self.state != RtcSctpState::Uninited {
             return Err(SctpError::Proto(ProtoError::Other(
                 "SCTP already initialized".into(),
@@ -424,11 +432,13 @@ impl RtcSctp {
 
     /// Enable SNAP by pre-populating the init data.
     pub fn enable_snap(&mut self) {
+        self.idle = false;
         self.snap_enabled = true;
         self.snap_init.get_or_insert_with(SctpInitData::new);
     }
 
     pub fn set_max_buffered_amount(&mut self, max_buffered_amount: usize) {
+        self.idle = false;
         self.max_buffered_amount = max_buffered_amount;
     }
 
@@ -440,6 +450,7 @@ impl RtcSctp {
     /// Ensure the local SNAP INIT chunk is generated. Returns `false` if
     /// generation failed (degrades to non-SNAP).
     pub fn ensure_local_snap_init(&mut self) -> bool {
+        self.idle = false;
         let init_data = self.snap_init.get_or_insert_with(SctpInitData::new);
         if init_data.local_init_chunk().is_err() {
             self.snap_init = None;
@@ -453,6 +464,7 @@ impl RtcSctp {
     ///
     /// This preserves local opt-in for future offers.
     pub fn disable_pending_snap(&mut self) {
+        self.idle = false;
         if !self.is_inited() {
             self.snap_init = None;
         }
@@ -490,6 +502,7 @@ impl RtcSctp {
     /// Set the remote SNAP INIT from a base64 string. Returns `Ok(true)` if
     /// accepted, `Ok(false)` on decode error (degrades to non-SNAP).
     pub fn set_remote_snap_init_string(&mut self, value: &str) -> bool {
+        self.idle = false;
         let init_data = self.snap_init.get_or_insert_with(SctpInitData::new);
         match init_data.set_remote_init_string(value) {
             Ok(()) => true,
@@ -512,6 +525,7 @@ impl RtcSctp {
 
     /// Opens a new stream.
     pub fn open_stream(&mut self, id: u16, config: ChannelConfig) {
+        self.idle = false;
         // The channel might already have arrived via SCTP, and if it is negotiated out-of-band
         // we are waiting for the configuration.
         let entry = stream_entry(
@@ -566,6 +580,7 @@ impl RtcSctp {
 
     /// Close stream.
     pub fn close_stream(&mut self, id: u16) {
+        self.idle = false;
         if let Some(entry) = entry_by_id_mut(&mut self.entries, id) {
             entry.do_close = true;
 
@@ -575,6 +590,7 @@ impl RtcSctp {
     }
 
     pub fn close(&mut self) -> Result<(), SctpError> {
+        self.idle = false;
         let Some(assoc) = &mut self.assoc else {
             return Ok(());
         };
@@ -600,6 +616,7 @@ impl RtcSctp {
 
     // TODO: fix sctp-proto so we don't need &mut here.
     pub fn available(&mut self) -> usize {
+        self.idle = false;
         let Some(assoc) = &mut self.assoc else {
             return 0;
         };
@@ -620,6 +637,7 @@ impl RtcSctp {
     }
 
     pub fn write(&mut self, id: u16, binary: bool, buf: &[u8]) -> Result<usize, SctpError> {
+        self.idle = false;
         if self.state != RtcSctpState::Established || self.is_closing() || self.is_closed() {
             return Err(SctpError::WriteBeforeEstablished);
         }
@@ -653,6 +671,7 @@ impl RtcSctp {
     }
 
     pub fn buffered_amount(&mut self, id: u16) -> usize {
+        self.idle = false;
         let Some(assoc) = self.assoc.as_mut() else {
             return 0;
         };
@@ -665,6 +684,7 @@ impl RtcSctp {
     }
 
     pub fn set_buffered_amount_low_threshold(&mut self, id: u16, threshold: usize) {
+        self.idle = false;
         let entry =
             entry_by_id_mut(&mut self.entries, id).expect("stream entry for valid channel id");
 
@@ -673,6 +693,7 @@ impl RtcSctp {
     }
 
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        self.idle = false;
         trace!("Handle input: {}", data.len());
 
         // TODO, remove Bytes in sctp and just use &[u8].
@@ -707,6 +728,22 @@ impl RtcSctp {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, wake: &mut Wake) {
+        // Only a due association timer, or a stream open being retried (on
+        // every timeout, as before), can give an idle association work: a
+        // timeout that `Rtc` runs for another part (media, ICE) leaves it
+        // idle, so its next poll stays free.
+        let retrying = self
+            .entries
+            .iter()
+            .any(|e| e.state == StreamEntryState::AwaitOpen && e.open_deadline.is_some());
+        let due = self
+            .assoc
+            .as_mut()
+            .and_then(|a| a.poll_timeout())
+            .is_some_and(|at| at <= now);
+        if retrying || due {
+            self.idle = false;
+        }
         if self.state == RtcSctpState::Uninited {
             // Need to call `init()` before any timeouts are accepted.
             wake.no_events();
@@ -737,10 +774,15 @@ impl RtcSctp {
     }
 
     pub fn poll(&mut self) -> Option<SctpEvent> {
+        if self.idle {
+            return None;
+        }
         let r = self.do_poll();
 
         if let Some(r) = &r {
             trace!("Poll {:?}", r);
+        } else {
+            self.idle = true;
         }
 
         r
@@ -1171,6 +1213,7 @@ impl RtcSctp {
     }
 
     pub fn push_back_transmit(&mut self, data: VecDeque<Vec<u8>>) {
+        self.idle = false;
         trace!("Push back transmit: {}", data.len());
         assert!(self.pushed_back_transmit.is_none());
         self.pushed_back_transmit = Some(data);
@@ -1891,6 +1934,63 @@ mod tests {
             wire[pos - 15] & 0x04 != 0,
             "DCEP receiver should send unordered"
         );
+    }
+
+    /// Drains `from` with `poll()`, feeding its packets to `to`; the events
+    /// other than transmits.
+    fn poll_into(from: &mut RtcSctp, to: &mut RtcSctp) -> Vec<SctpEvent> {
+        let mut events = vec![];
+        while let Some(e) = from.poll() {
+            match e {
+                SctpEvent::Transmit { packets } => {
+                    for p in packets {
+                        to.handle_input(to.last_now, &p);
+                    }
+                }
+                other => events.push(other),
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn an_idle_association_is_not_polled_again_until_something_gives_it_work() {
+        let (mut client, mut server) = connect_client_server();
+        let config = ChannelConfig {
+            negotiated: Some(0),
+            ..Default::default()
+        };
+        client.open_stream(0, config.clone());
+        server.open_stream(0, config);
+        for _ in 0..4 {
+            poll_into(&mut client, &mut server);
+            poll_into(&mut server, &mut client);
+        }
+        assert!(client.idle && server.idle, "drained both ways");
+
+        // A timeout with no SCTP timer due (Rtc runs one for media, ICE...)
+        // leaves it idle.
+        let now = client.last_now;
+        assert!(client.poll_timeout().is_none_or(|at| at > now));
+        let mut readiness = Readiness::idle();
+        client.handle_timeout(now, &mut readiness.wake());
+        assert!(client.idle);
+        assert!(client.poll().is_none());
+
+        // A write gives it work: the data leaves on the next poll and
+        // arrives, and the ack that comes back is taken in.
+        client.write(0, true, b"after idle").unwrap();
+        assert!(!client.idle);
+        let events = poll_into(&mut client, &mut server);
+        assert!(events.is_empty(), "only transmits: {events:?}");
+        let events = poll_into(&mut server, &mut client);
+        assert!(
+            events.iter().any(|e| matches!(e,
+                SctpEvent::Data { id: 0, data, .. } if data == b"after idle")),
+            "the server got the data: {events:?}"
+        );
+        poll_into(&mut client, &mut server);
+        assert!(client.idle);
     }
 
     #[test]
