@@ -43,7 +43,7 @@ macro_rules! str_id {
             type Target = str;
 
             fn deref(&self) -> &Self::Target {
-                from_utf8(&self.0).expect("ascii id").trim()
+                trimmed_id(&self.0)
             }
         }
 
@@ -73,6 +73,28 @@ macro_rules! str_id {
             }
         }
     };
+}
+
+/// An id's text: its bytes as UTF-8 without the padding around them.
+///
+/// Ids are ASCII padded with spaces, and this runs per packet (the mid and
+/// rid header extensions are written from it), so ASCII is trimmed by byte
+/// (what `str::trim` removes from ASCII, vertical tab included) instead of
+/// by `char`; anything else takes `str::trim`.
+fn trimmed_id(bytes: &[u8]) -> &str {
+    if !bytes.is_ascii() {
+        return from_utf8(bytes).expect("utf-8 id").trim();
+    }
+    let blank = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
+    let mut end = bytes.len();
+    while end > 0 && blank(bytes[end - 1]) {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && blank(bytes[start]) {
+        start += 1;
+    }
+    from_utf8(&bytes[start..end]).expect("ascii id")
 }
 
 macro_rules! num_id {
@@ -370,5 +392,31 @@ impl MidRid {
 
     pub fn special_equals(&self, other: &MidRid) -> bool {
         self.0 == other.0 && (self.1.is_none() || self.1 == other.1)
+    }
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use super::*;
+
+    #[test]
+    fn trimmed_id_removes_what_str_trim_removes() {
+        let cases: [&[u8]; 9] = [
+            b"abc             ",
+            b"  a b  ",
+            b"",
+            b"                ",
+            b"\x0b\t\n\x0c\rmid\x0b ",
+            b"\x1fx\x1f",
+            "\u{2003}m\u{a0}".as_bytes(),
+            "h\u{e9}".as_bytes(),
+            b"0123456789abcdef",
+        ];
+        for bytes in cases {
+            let expected = from_utf8(bytes).unwrap().trim();
+            assert_eq!(trimmed_id(bytes), expected, "{bytes:?}");
+        }
+        assert_eq!(&*Mid::from("v0"), "v0");
+        assert_eq!(&*Rid::from("h"), "h");
     }
 }
