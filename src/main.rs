@@ -15,14 +15,30 @@ use cascade::config::{self, Config, LogFormat, Subcommand, TokenCommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Blocking threads per core. The blocking pool builds each joining
+/// connection's `Rtc` (key generation, ~1 ms of CPU) and serves the bundled
+/// client's files; more threads than this cannot go faster on CPU-bound
+/// work, and tokio's default of 512 let a burst of joins start hundreds of
+/// threads (each with its own allocator heap) that a join storm then left
+/// behind as memory. Work beyond the bound waits its turn.
+const BLOCKING_THREADS_PER_CORE: usize = 4;
+
 fn main() {
-    if let Err(e) = run() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS_PER_CORE * cores)
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => Err(anyhow::Error::new(e).context("starting the tokio runtime")),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-#[tokio::main]
 async fn run() -> anyhow::Result<()> {
     let args = match config::file::parse_args() {
         Ok(args) => args,
