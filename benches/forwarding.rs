@@ -155,9 +155,7 @@ impl Fanout {
             // As the worker does between batches: str0m's timers (RTCP, a
             // packet its pacer held) run outside the timed flush.
             self.sim.core.handle_timeout(now);
-            while let Some(t) = self.sim.core.poll_transmit() {
-                self.out.push(t);
-            }
+            self.collect_transmits();
             self.return_control_traffic();
         }
         let server = self.sim.server_addr;
@@ -209,6 +207,11 @@ impl Fanout {
             self.sim.core.handle_receive(now, self.publisher_addr, d);
         }
         self.sim.core.flush(now);
+        self.collect_transmits();
+    }
+
+    /// Moves everything the core has to send into `out`.
+    fn collect_transmits(&mut self) {
         while let Some(t) = self.sim.core.poll_transmit() {
             self.out.push(t);
         }
