@@ -14,12 +14,14 @@
 //! - [`config`]: flags, environment and the config file;
 //! - [`drain`]: stop taking joins, let calls finish, then stop;
 //! - [`metrics`]: Prometheus metrics and how workers feed them;
+//! - [`memory`]: giving freed memory back to the operating system;
 //! - [`server`]: start and stop everything.
 
 pub mod auth;
 pub mod config;
 pub mod drain;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod server;
 pub mod signal;

@@ -12,6 +12,7 @@ use cascade::config::{self, Config, LogFormat, Subcommand, TokenCommand};
 
 /// mimalloc: str0m allocates a buffer per packet it sends (and frees it
 /// after the send), so the allocator sits on the forwarding path.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -24,10 +25,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BLOCKING_THREADS_PER_CORE: usize = 4;
 
 fn main() {
+    // Before anything touches OpenSSL (it refuses once it has allocated).
+    if !cascade::memory::route_openssl_to_mimalloc() && cfg!(feature = "mimalloc") {
+        eprintln!("warning: OpenSSL allocates through malloc: its memory is not returned after a join storm");
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS_PER_CORE * cores)
+        .on_thread_park(cascade::memory::release_freed_when_idle)
         .build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(run()),

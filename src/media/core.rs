@@ -688,6 +688,19 @@ impl MediaCore {
         self.members.rooms.len()
     }
 
+    /// Lets go of the capacity that a crowd, now gone, grew the core's
+    /// tables and buffers to (the worker calls it after connections close).
+    pub fn shrink_to_fit(&mut self) {
+        self.members.shrink_to_fit();
+        self.scheduler.shrink_to_fit();
+        self.demux.shrink_to_fit();
+        self.telemetry.shrink_to_fit();
+        self.fanout.shrink_to_fit();
+        self.removals.shrink_to_fit();
+        self.rtc_events.shrink_to_fit();
+        self.events.shrink_to_fit();
+    }
+
     /// Number of live peer connections (for leak checks).
     pub fn peer_count(&self) -> usize {
         self.scheduler.peer_count()

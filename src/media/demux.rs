@@ -48,6 +48,13 @@ struct Routes {
 }
 
 impl Demux {
+    /// Lets go of the table capacity departed peers left.
+    pub fn shrink_to_fit(&mut self) {
+        self.by_addr.shrink_to_fit();
+        self.by_ufrag.shrink_to_fit();
+        self.peers.shrink_to_fit();
+    }
+
     /// Registers a peer under its local ICE ufrag, replacing the one it had
     /// (an ICE restart): the old one no longer routes.
     pub fn insert(&mut self, ufrag: String, key: PeerKey) {

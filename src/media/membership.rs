@@ -31,6 +31,12 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// Lets go of the table capacity departed rooms and participants left.
+    pub fn shrink_to_fit(&mut self) {
+        self.rooms.shrink_to_fit();
+        self.participants.shrink_to_fit();
+    }
+
     /// Everyone in `room` but `except`, in join order.
     pub fn members_except(&self, room: &RoomName, except: ParticipantId) -> Vec<ParticipantId> {
         self.rooms

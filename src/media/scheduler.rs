@@ -80,6 +80,17 @@ impl Scheduler {
         self.peers.len()
     }
 
+    /// Lets go of the capacity a crowd left behind: the peer table and the
+    /// buffers a flush fills (a storm of joins grows them to its peak).
+    pub fn shrink_to_fit(&mut self) {
+        self.peers.shrink_to_fit();
+        self.deadlines.shrink_to_fit();
+        self.dirty.shrink_to_fit();
+        self.transmits.shrink_to_fit();
+        self.events.shrink_to_fit();
+        self.failed.shrink_to_fit();
+    }
+
     /// Queues `key` for a timeout and drain at the next flush.
     pub fn mark_dirty(&mut self, key: PeerKey) {
         if let Some(peer) = self.peers.get_mut(&key) {

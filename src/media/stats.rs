@@ -256,6 +256,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// Lets go of the table capacity departed streams left.
+    pub fn shrink_to_fit(&mut self) {
+        self.egress.shrink_to_fit();
+        self.ingress.shrink_to_fit();
+        self.awaiting_media.shrink_to_fit();
+    }
+
     /// Counts one packet written to `subscriber`'s stream `stream`.
     pub fn forwarded(
         &mut self,

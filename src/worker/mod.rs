@@ -41,6 +41,7 @@ use udp::{RecvBatch, SendBatch};
 use crate::media::{
     CoreConfig, CoreEvent, LeaveReason, MediaCore, ParticipantEvent, ParticipantId,
 };
+use crate::memory;
 use crate::metrics::{Metrics, WorkerIo, WorkerMetrics};
 
 /// How many datagrams are read in one call.
@@ -251,6 +252,8 @@ fn run(
             metrics,
             io: WorkerIo::default(),
             next_fold: Instant::now() + METRICS_FOLD_INTERVAL,
+            peers_at_fold: 0,
+            release_pending: false,
         };
         worker.run(commands).await;
     });
@@ -277,6 +280,10 @@ struct Worker {
     /// Plain counters of this loop, folded into `metrics` with the core's.
     io: WorkerIo,
     next_fold: Instant,
+    /// The core's peer connections at the last fold, and whether some closed
+    /// since memory was last given back (see [`Worker::release_memory`]).
+    peers_at_fold: usize,
+    release_pending: bool,
 }
 
 impl Worker {
@@ -607,6 +614,30 @@ impl Worker {
                 tcp.sweep(now);
             }
             self.fold_metrics();
+            self.release_memory();
+        }
+    }
+
+    /// Gives memory back to the OS once connections have closed and stopped
+    /// closing (one fold interval without another close), so a room or a
+    /// storm of joins that all leave costs one release, not one per leave.
+    /// The core's buffers that grew for the crowd shrink first, then this
+    /// thread collects its allocator pages ([`memory::release_freed`]): only
+    /// the owning thread can collect what other threads freed into them.
+    fn release_memory(&mut self) {
+        let peers = self.core.peer_count();
+        let closed = peers < self.peers_at_fold;
+        self.peers_at_fold = peers;
+        if closed {
+            self.release_pending = true;
+        } else if self.release_pending {
+            self.release_pending = false;
+            let started = Instant::now();
+            self.core.shrink_to_fit();
+            self.outgoing.shrink_to_fit();
+            self.outboxes.shrink_to_fit();
+            memory::release_freed();
+            tracing::debug!(worker = self.index, peers, took = ?started.elapsed(), "memory released after connections closed");
         }
     }
 
