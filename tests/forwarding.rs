@@ -7,6 +7,7 @@ use cascade_test_support as common;
 
 use std::time::Duration;
 
+use cascade::media::stats::DropReason;
 use common::sim::{counter_of, Sim};
 use str0m::media::MediaKind;
 
@@ -111,4 +112,66 @@ fn a_lone_publisher_is_not_removed_while_its_media_flows() {
     sim.run(Duration::from_secs(40), true);
     assert_eq!(sim.clients[a].removal, None, "still in the room after 40 s");
     assert_eq!(sim.core.participant_count(), 1);
+}
+
+#[test]
+fn a_subscriber_still_connecting_is_sent_nothing_stale_once_it_connects() {
+    let mut sim = Sim::new();
+    let alice = sim.join("room", "alice");
+    sim.publish(alice);
+    let up = sim.run_until(Duration::from_secs(10), |s| {
+        s.clients[alice]
+            .publish
+            .as_ref()
+            .is_some_and(|pc| pc.connected)
+    });
+    assert!(up, "alice's publish connection connects");
+    let alice_addr = sim.clients[alice].publish.as_ref().unwrap().addr;
+    // Nothing the server sends reaches anyone but alice: bob's subscribe
+    // connection answers but cannot come up (its ICE checks go unanswered).
+    sim.drop_filter = Some(Box::new(move |t| t.destination != alice_addr));
+    let bob = sim.join("room", "bob");
+    sim.run(Duration::from_secs(2), true);
+    let stats = sim.core.stats();
+    let not_connected = DropReason::NotConnected as usize;
+    assert_eq!(
+        stats.rtp_packets_forwarded,
+        [0, 0],
+        "nothing is written to a connection that is not up"
+    );
+    let held = stats.rtp_dropped_by_reason[0][not_connected];
+    assert!(
+        held >= 50,
+        "alice's audio for bob is dropped, not queued: {held}"
+    );
+    assert!(
+        !sim.clients[bob].subscribe.as_ref().unwrap().connected,
+        "bob's connection stays down while the server cannot reach it"
+    );
+
+    // The way opens: bob connects and gets alice's media from then on, not
+    // the two seconds he missed.
+    sim.drop_filter = None;
+    let connected = sim.run_until(Duration::from_secs(10), |s| {
+        s.clients[bob]
+            .subscribe
+            .as_ref()
+            .is_some_and(|pc| pc.connected)
+    });
+    assert!(connected, "bob connects once the server reaches him");
+    sim.run(Duration::from_secs(1), true);
+    sim.run(Duration::from_millis(200), false);
+    let alice_id = sim.clients[alice].id;
+    let audio = sim.clients[bob].payloads_from(alice_id, MediaKind::Audio);
+    assert!(
+        audio.len() >= 20,
+        "bob hears alice: {} packets",
+        audio.len()
+    );
+    let first = counter_of(&audio[0]);
+    assert!(
+        first > held,
+        "bob's first audio packet (#{first}) was sent after he connected, not one of the {held} \
+         alice sent while he was connecting"
+    );
 }

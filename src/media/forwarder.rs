@@ -139,6 +139,16 @@ impl MediaCore {
             let Some(peer) = self.scheduler.get_mut(key) else {
                 continue;
             };
+            if !peer.connected {
+                // Media written before DTLS is up waits in str0m's send
+                // queue, unbounded, and leaves as a stale burst: a join
+                // storm held ~100 MB there. The subscriber starts at its
+                // first keyframe request on connecting instead.
+                self.telemetry
+                    .stats
+                    .count_dropped(kind, DropReason::NotConnected);
+                continue;
+            }
             match sub.down.forward(&mut peer.rtc, mid, &source_packet) {
                 Ok(Forwarded::Skipped) => continue,
                 Ok(Forwarded::Sent) => {}

@@ -97,15 +97,20 @@ pub enum DropReason {
     NoStream,
     /// An operator muted the track.
     Muted,
+    /// The subscriber's connection is not up yet (ICE and DTLS still
+    /// connecting): str0m would queue the packet until it is, without
+    /// bound, and send it stale.
+    NotConnected,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::UnknownCodec,
         DropReason::CodecUnsupported,
         DropReason::TooOld,
         DropReason::NoStream,
         DropReason::Muted,
+        DropReason::NotConnected,
     ];
 
     /// The metric label.
@@ -116,6 +121,7 @@ impl DropReason {
             DropReason::TooOld => "too_old",
             DropReason::NoStream => "no_stream",
             DropReason::Muted => "muted",
+            DropReason::NotConnected => "not_connected",
         }
     }
 }

@@ -21,6 +21,12 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
+/// How much a signaling socket reads at once. Tungstenite's default, 128
+/// KiB, is allocated up front for every socket (the bulk of a participant's
+/// memory outside its media connections); signaling messages are a few KiB,
+/// and one larger than this (an SDP) is read in several reads.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// `GET /ws`: upgrade and run a signaling session, if the page's origin is
 /// allowed and the peer's address may open another.
 pub async fn upgrade(
@@ -47,6 +53,7 @@ pub async fn upgrade(
     };
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| run(socket, state, peer, slot))
 }
 
