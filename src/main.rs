@@ -25,6 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BLOCKING_THREADS_PER_CORE: usize = 4;
 
 fn main() {
+    cascade::memory::configure_allocator();
     // Before anything touches OpenSSL (it refuses once it has allocated).
     if !cascade::memory::route_openssl_to_mimalloc() && cfg!(feature = "mimalloc") {
         eprintln!("warning: OpenSSL allocates through malloc: its memory is not returned after a join storm");
@@ -72,6 +73,7 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let drain_timeout = config.drain_timeout;
+    tokio::spawn(cascade::memory::release_periodically());
     let mut signals = Signals::new().context("listening for SIGTERM and SIGINT")?;
     let server = cascade::server::start(config).await?;
     println!(
